@@ -1,0 +1,64 @@
+"""The bridge's error hierarchy: every failure is classified once, as permanent or temporary.
+
+Permanent errors (bad input: a malformed watches file, a missing playbook, a resource the
+playbook cannot use) are reported and not retried until the input changes. Temporary errors
+(API hiccups, a crashed runner) are retried with backoff. Library errors are chained with
+``raise ... from`` so the original cause stays visible.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Base class of every error the bridge raises on purpose."""
+
+
+class PermanentError(BridgeError):
+    """Bad input: retrying without a change to the input cannot help."""
+
+    #: The Kubernetes condition reason reported for this error (CamelCase).
+    reason: str = "InvalidInput"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class TemporaryError(BridgeError):
+    """A passing failure (API server unavailable, conflict, crashed runner): retry later."""
+
+    def __init__(self, message: str, *, delay: float = 5.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class WatchesError(PermanentError):
+    """A watches file that cannot be used; names the file, the entry and the key."""
+
+    reason = "InvalidWatches"
+
+    def __init__(
+        self, message: str, *, path: str, entry: int | None = None, key: str | None = None
+    ) -> None:
+        where = path
+        if entry is not None:
+            where += f": entry {entry}"
+        if key is not None:
+            where += f": key '{key}'"
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.entry = entry
+        self.key = key
+
+
+class ControlPlaneError(BridgeError):
+    """The local kube-apiserver + etcd could not be built, started or stopped."""
+
+
+class KubeError(BridgeError):
+    """A Kubernetes API call made by the bridge itself failed (not one made by kopf)."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -1,0 +1,167 @@
+"""Immutable records passed between the bridge's layers: the mapping, a run's inputs and outcome.
+
+Raw payloads from outside (Kubernetes bodies, ansible-runner events) stay plain mappings typed
+with TypedDicts; everything the bridge derives from them is a frozen dataclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+#: How a run ended. ``error`` means the runner itself could not run the playbook.
+RunStatus = Literal["successful", "failed", "canceled", "timeout", "error"]
+
+#: What caused a run.
+Trigger = Literal["create", "update", "resume", "finalize", "annotation"]
+
+
+@dataclass(frozen=True)
+class FinalizerSpec:
+    """The ``finalizer`` of a watches entry: what runs before a resource may go away."""
+
+    name: str
+    playbook: Path | None = None
+    role: Path | None = None
+    vars: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One validated watches.yaml entry: a kind and the automation that reconciles it.
+
+    Field names follow the Operator SDK keys, in snake_case. Paths are absolute (resolved
+    against the watches file's folder at load time). Durations are in seconds.
+    """
+
+    group: str
+    version: str
+    kind: str
+    playbook: Path | None = None
+    role: Path | None = None
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    reconcile_period: float | None = None
+    manage_status: bool = True
+    finalizer: FinalizerSpec | None = None
+    #: A Kubernetes label selector ({matchLabels, matchExpressions}); only matching resources run.
+    selector: Mapping[str, Any] | None = None
+    snake_case_parameters: bool = True
+    mark_unsafe: bool = True
+    max_runner_artifacts: int = 20
+    watch_annotations_changes: bool = False
+    # --- bridge extensions ---
+    #: Seconds a run may take before its process tree is stopped; None: no limit.
+    timeout: float | None = 3600.0
+    #: An inventory file or folder; None: localhost with the operator's Python.
+    inventory: Path | None = None
+    #: Gather facts before a role runs (the playbook decides for itself).
+    gather_facts: bool = False
+    #: Where the entry came from, for messages: "watches.yaml: entry 2".
+    source: str = ""
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def key(self) -> str:
+        """The identity of the watched kind: ``Kind.group/version``."""
+        return f"{self.kind}.{self.group}/{self.version}"
+
+
+@dataclass(frozen=True)
+class ResourceRef:
+    """Which object a run is for."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+    uid: str
+
+    def __str__(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything an executor needs for one run; built by :mod:`bridge.inputs`."""
+
+    run_id: str
+    resource: ResourceRef
+    generation: int
+    trigger: Trigger
+    #: The playbook to run (for a role, a generated one that applies the role).
+    playbook: Path
+    #: Variables for ``--extra-vars``; strings from the resource are already marked unsafe.
+    extravars: Mapping[str, Any]
+    #: Inventory file or folder, or None for the default localhost inventory.
+    inventory: Path | None
+    #: Where the run keeps its artifacts (rotated per resource).
+    artifact_dir: Path
+    max_artifacts: int = 20
+    timeout: float | None = None
+    envvars: Mapping[str, str] = field(default_factory=dict)
+    #: Folder the playbook's relative paths are resolved against (the project folder).
+    project_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class HostStats:
+    """Per-host task counts, as in Ansible's play recap."""
+
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unreachable: int = 0
+    rescued: int = 0
+    ignored: int = 0
+
+
+@dataclass(frozen=True)
+class FailedTask:
+    """A task that failed a host (not ignored, not rescued), with a short message."""
+
+    host: str
+    play: str
+    task: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """The outcome of one run, derived from the runner's events."""
+
+    run_id: str
+    status: RunStatus
+    rc: int | None = None
+    hosts: Mapping[str, HostStats] = field(default_factory=dict)
+    failed_tasks: tuple[FailedTask, ...] = ()
+    #: Data the playbook published with ``ansible.builtin.set_stats``.
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    #: Why the run did not succeed when no task says it (runner error, timeout, cancel).
+    message: str = ""
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts.values())
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "successful"
+
+
+class RunnerEvent(TypedDict, total=False):
+    """One ansible-runner job event, as streamed to the event handler (only the keys we read)."""
+
+    uuid: str
+    counter: int
+    event: str
+    stdout: str
+    event_data: dict[str, Any]
+    runner_ident: str
+    created: str
