@@ -1,0 +1,654 @@
+"""Load an Operator SDK watches.yaml file and validate it into the bridge's :class:`Watch` records.
+
+The file is a YAML list of entries, accepted as the Ansible operator of the Operator SDK writes
+it. Each entry maps one kind (``group``, ``version``, ``kind``) to exactly one of ``playbook``
+or ``role``, with the optional keys ``vars``, ``reconcilePeriod``, ``manageStatus``,
+``finalizer`` (``name`` and at least one of ``playbook``, ``role``, ``vars``), ``selector``
+(``matchLabels`` / ``matchExpressions``), ``snakeCaseParameters``, ``markUnsafe``,
+``maxRunnerArtifacts`` and ``watchAnnotationsChanges``. ``blacklist``,
+``watchDependentResources`` and ``watchClusterScopedResources`` are accepted but ignored (with a
+warning). Unlike the Operator SDK, ``markUnsafe`` defaults to true: strings from the resource are
+never evaluated as Jinja templates unless an entry sets ``markUnsafe: false`` (warned about).
+
+Bridge extensions, per entry:
+
+``timeout``
+    How long a run may take (a duration, see below); default ``1h``; ``0`` or null: no limit.
+``inventory``
+    An inventory file or folder, relative to the watches file; default: localhost only.
+``gatherFacts``
+    Whether to gather facts before a ``role`` runs; default false (a playbook decides itself).
+
+Values:
+
+- Durations (``reconcilePeriod``, ``timeout``) are Go durations (``30s``, ``1m30s``, ``1.5h``,
+  ``500ms``) or a number of seconds; see :func:`parse_duration`.
+- ``${VAR}`` in any string value (nested ``vars`` included) is replaced by ``VAR`` from the
+  environment given to :func:`load_watches`; an undefined variable is an error. ``$${`` stands
+  for a literal ``${``. Only the braced form is expanded: a bare ``$VAR`` stays as it is.
+- Paths (``playbook``, ``role``, ``inventory`` and the finalizer's) are relative to the watches
+  file's folder and must exist; they are returned absolute (normalized, symlinks kept).
+- A ``role`` is looked up as the Operator SDK and Ansible do: as a path to a role folder, then
+  in ``<watches folder>/roles/``, then in each folder of ``ANSIBLE_ROLES_PATH`` (and its
+  ``roles/`` subfolder), then, for a ``namespace.collection.role`` name, under
+  ``ansible_collections/<namespace>/<collection>/roles/<role>`` in each folder of
+  ``ANSIBLE_COLLECTIONS_PATH`` and ``ANSIBLE_COLLECTIONS_PATHS``, ``<watches folder>/collections``,
+  ``$HOME/.ansible/collections`` and ``/usr/share/ansible/collections``. Relative folders in those
+  variables are taken relative to the watches file's folder.
+
+The loader is pure: it reads the one file and the folders it names, and takes the environment as
+an argument. The first problem found is raised as a :class:`~bridge.errors.WatchesError` naming
+the file, the entry (1-based) and the key; problems that do not stop the bridge are returned as
+warning strings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Hashable, Iterator, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from bridge.errors import WatchesError
+from bridge.structs import FinalizerSpec, Watch
+
+__all__ = ["ENTRY_KEYS", "IGNORED_KEYS", "load_watches", "parse_duration"]
+
+#: Every key a watches entry may have, in the order they are validated.
+ENTRY_KEYS: tuple[str, ...] = (
+    "group",
+    "version",
+    "kind",
+    "playbook",
+    "role",
+    "vars",
+    "reconcilePeriod",
+    "manageStatus",
+    "finalizer",
+    "selector",
+    "snakeCaseParameters",
+    "markUnsafe",
+    "maxRunnerArtifacts",
+    "watchAnnotationsChanges",
+    "blacklist",
+    "watchDependentResources",
+    "watchClusterScopedResources",
+    # bridge extensions
+    "timeout",
+    "inventory",
+    "gatherFacts",
+)
+
+#: Operator SDK keys that are accepted so existing files load, but have no effect yet.
+IGNORED_KEYS: tuple[str, ...] = (
+    "blacklist",
+    "watchDependentResources",
+    "watchClusterScopedResources",
+)
+
+_FINALIZER_KEYS = ("name", "playbook", "role", "vars")
+_SELECTOR_KEYS = ("matchLabels", "matchExpressions")
+_EXPRESSION_KEYS = ("key", "operator", "values")
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+_DEFAULT_TIMEOUT = 3600.0
+_DEFAULT_MAX_ARTIFACTS = 20
+
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_GROUP_RE = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
+_VERSION_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_KIND_RE = re.compile(r"[A-Z][A-Za-z0-9]*")
+_QUALIFIED_NAME_RE = re.compile(
+    rf"({_DNS_LABEL}(\.{_DNS_LABEL})*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
+)
+_FQCN_RE = re.compile(r"([A-Za-z_]\w*)\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
+
+# ---------------------------------------------------------------------------------------------
+# Durations
+# ---------------------------------------------------------------------------------------------
+
+#: Nanoseconds per Go duration unit (``µs`` is U+00B5 MICRO SIGN, ``μs`` U+03BC GREEK MU).
+_UNIT_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60 * 1_000_000_000,
+    "h": 3600 * 1_000_000_000,
+}
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_DURATION_PART = re.compile(rf"({_NUMBER})(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION_RE = re.compile(rf"(?:{_DURATION_PART.pattern})+")
+_SECONDS_RE = re.compile(_NUMBER)
+_DURATION_HINT = "is not a duration like 30s, 5m, 1h30m"
+
+
+def parse_duration(value: str | float) -> float:
+    """Return the seconds in a Go duration (``1h30m``, ``1.5h``, ``250ms``) or a number of seconds.
+
+    Units are ``h``, ``m``, ``s``, ``ms``, ``us`` (or ``µs``) and ``ns``, combined largest first
+    or in any order as Go allows; a plain number, or a string holding one (``"30"``), is seconds.
+    Raises :class:`ValueError` for anything else, and for negative or infinite values (no
+    duration in the bridge can be negative).
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"{value!r} {_DURATION_HINT}")
+    if isinstance(value, str):
+        text = value.strip()
+        if _SECONDS_RE.fullmatch(text):
+            return float(Fraction(text))
+        if not _DURATION_RE.fullmatch(text):
+            raise ValueError(f"{value!r} {_DURATION_HINT}")
+        ns = sum(
+            (Fraction(number) * _UNIT_NS[unit] for number, unit in _DURATION_PART.findall(text)),
+            Fraction(0),
+        )
+        return float(ns / 1_000_000_000)
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} {_DURATION_HINT}")
+    if seconds < 0:
+        raise ValueError(f"{value!r} is negative; a duration cannot be")
+    return seconds
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML
+# ---------------------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe YAML loader that rejects a key repeated in one mapping (YAML keeps the last)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.Node) -> dict[Hashable, Any]:
+    assert isinstance(node, yaml.MappingNode)
+    seen: dict[Hashable, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, Hashable):
+            continue
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first set at line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _read_yaml(path: Path) -> Any:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WatchesError(f"cannot read the file: {exc.strerror or exc}", path=file) from exc
+    except UnicodeDecodeError as exc:
+        raise WatchesError(f"cannot read the file: not UTF-8 text ({exc})", path=file) from exc
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: safe
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise WatchesError(f"YAML error{where}: {problem}", path=file) from exc
+    except yaml.YAMLError as exc:
+        raise WatchesError(f"YAML error: {exc}", path=file) from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def load_watches(path: Path, environ: Mapping[str, str]) -> tuple[list[Watch], list[str]]:
+    """Read and validate the watches file at ``path``; return its watches and any warnings.
+
+    ``environ`` supplies ``${VAR}`` values and the Ansible search paths (``ANSIBLE_ROLES_PATH``,
+    ``ANSIBLE_COLLECTIONS_PATH(S)``, ``HOME``). Raises :class:`~bridge.errors.WatchesError` for
+    the first problem found.
+    """
+    file = str(path)
+    data = _read_yaml(path)
+    if data is None:
+        raise WatchesError("the file is empty; expected a list of watches entries", path=file)
+    if not isinstance(data, list):
+        raise WatchesError(f"expected a list of watches entries, got {_type_name(data)}", path=file)
+    if not data:
+        raise WatchesError("the list of watches entries is empty", path=file)
+
+    base = Path(os.path.abspath(path)).parent
+    watches: list[Watch] = []
+    warnings: list[str] = []
+    first_entry: dict[str, int] = {}
+    for n, raw in enumerate(data, start=1):
+        watch = _EntryReader(file, n, base, environ, warnings).read(raw)
+        first = first_entry.setdefault(watch.key, n)
+        if first != n:
+            raise WatchesError(
+                f"watches {watch.kind} {watch.api_version}, as entry {first} already does; "
+                "each group/version/kind may appear in one entry only",
+                path=file,
+                entry=n,
+            )
+        watches.append(watch)
+    return watches, warnings
+
+
+class _EntryReader:
+    """Validates one entry; every failure names the file, the entry and the key."""
+
+    def __init__(
+        self, file: str, n: int, base: Path, environ: Mapping[str, str], warnings: list[str]
+    ) -> None:
+        self.file = file
+        self.n = n
+        self.base = base
+        self.environ = environ
+        self.warnings = warnings
+
+    # --- reporting ----------------------------------------------------------------------------
+
+    def fail(self, key: str | None, message: str) -> NoReturn:
+        raise WatchesError(message, path=self.file, entry=self.n, key=key)
+
+    def warn(self, key: str, message: str) -> None:
+        self.warnings.append(f"{self.file}: entry {self.n}: key '{key}': {message}")
+
+    # --- the entry ----------------------------------------------------------------------------
+
+    def read(self, raw: object) -> Watch:
+        if not isinstance(raw, dict):
+            self.fail(None, f"expected a mapping of watches keys, got {_type_name(raw)}")
+        self.check_keys(raw, ENTRY_KEYS, "")
+        entry: dict[str, Any] = {key: self.expand(value, key) for key, value in raw.items()}
+
+        group = self.name(
+            entry, "group", _GROUP_RE, "a lowercase DNS subdomain like cache.example.com"
+        )
+        version = self.name(entry, "version", _VERSION_RE, "a lowercase name like v1 or v1alpha1")
+        kind = self.name(entry, "kind", _KIND_RE, "a CamelCase name like Memcached")
+
+        playbook, role = self.automation(entry, "")
+        if playbook is None and role is None:
+            self.fail(None, "neither 'playbook' nor 'role' is set; set exactly one")
+
+        for key in IGNORED_KEYS:
+            if key in entry:
+                self.warn(key, f"{key} is accepted but ignored in this version")
+        mark_unsafe = self.boolean(entry, "markUnsafe", True)
+        if not mark_unsafe:
+            self.warn(
+                "markUnsafe",
+                f"markUnsafe is false: strings in {kind} resources will be evaluated as Jinja "
+                "templates, so anyone who can edit one can run code in the operator",
+            )
+        gather_facts = self.boolean(entry, "gatherFacts", False)
+        if gather_facts and playbook is not None:
+            self.warn("gatherFacts", "gatherFacts applies to roles only; a playbook decides itself")
+
+        timeout = self.duration(entry, "timeout", _DEFAULT_TIMEOUT)
+        inventory = self.string(entry, "inventory")
+        return Watch(
+            group=group,
+            version=version,
+            kind=kind,
+            playbook=playbook,
+            role=role,
+            vars=self.variables(entry, "vars"),
+            reconcile_period=self.duration(entry, "reconcilePeriod", None),
+            manage_status=self.boolean(entry, "manageStatus", True),
+            finalizer=self.finalizer(entry),
+            selector=self.selector(entry),
+            snake_case_parameters=self.boolean(entry, "snakeCaseParameters", True),
+            mark_unsafe=mark_unsafe,
+            max_runner_artifacts=self.max_artifacts(entry),
+            watch_annotations_changes=self.boolean(entry, "watchAnnotationsChanges", False),
+            timeout=timeout or None,
+            inventory=None if inventory is None else self.inventory(inventory),
+            gather_facts=gather_facts,
+            source=f"{self.file}: entry {self.n}",
+        )
+
+    def finalizer(self, entry: Mapping[str, Any]) -> FinalizerSpec | None:
+        raw = entry.get("finalizer")
+        if raw is None:
+            return None
+        if not isinstance(raw, dict):
+            self.fail("finalizer", f"expected a mapping with 'name', got {_type_name(raw)}")
+        self.check_keys(raw, _FINALIZER_KEYS, "finalizer.")
+        name = self.name(
+            raw,
+            "name",
+            _QUALIFIED_NAME_RE,
+            "a qualified name like cache.example.com/finalizer",
+            prefix="finalizer.",
+        )
+        playbook, role = self.automation(raw, "finalizer.")
+        if playbook is None and role is None and not raw.get("vars"):
+            self.fail("finalizer", "needs 'playbook', 'role' or 'vars' besides 'name'")
+        return FinalizerSpec(
+            name=name, playbook=playbook, role=role, vars=self.variables(raw, "vars", "finalizer.")
+        )
+
+    # --- keys and values ----------------------------------------------------------------------
+
+    def check_keys(self, mapping: Mapping[Any, Any], allowed: tuple[str, ...], prefix: str) -> None:
+        for key in mapping:
+            if key in allowed:
+                continue
+            suggestion = _nearest(key, allowed) if isinstance(key, str) else None
+            if suggestion:
+                message = f"unknown key {key!r}; did you mean {suggestion!r}?"
+            else:
+                message = f"unknown key {key!r}; valid keys: {', '.join(allowed)}"
+            self.fail(f"{prefix}{key}", message)
+
+    def expand(self, value: Any, key: str) -> Any:
+        """Expand ``${VAR}`` in every string inside ``value``."""
+        if isinstance(value, str):
+            return self.expand_string(value, key)
+        if isinstance(value, list):
+            return [self.expand(item, f"{key}[{i}]") for i, item in enumerate(value)]
+        if isinstance(value, dict):
+            return {k: self.expand(item, f"{key}.{k}") for k, item in value.items()}
+        return value
+
+    def expand_string(self, text: str, key: str) -> str:
+        parts: list[str] = []
+        end = 0
+        for match in _VAR_REF.finditer(text):
+            parts.append(text[end : match.start()])
+            end = match.end()
+            if match.group(0) == "$${":
+                parts.append("${")
+                continue
+            name = match.group(1)
+            if name is None:
+                self.fail(
+                    key,
+                    f"bad variable reference in {text!r}: '${{' must be followed by a variable "
+                    "name and '}' (write '$${' for a literal '${')",
+                )
+            if name not in self.environ:
+                self.fail(key, f"environment variable {name!r} is not defined (used in {text!r})")
+            parts.append(self.environ[name])
+        parts.append(text[end:])
+        return "".join(parts)
+
+    def string(self, mapping: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
+        """An optional non-empty string; None when absent or null."""
+        value = mapping.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail(prefix + key, f"expected a string, got {_type_name(value)}")
+        if not value.strip():
+            self.fail(prefix + key, "must not be empty")
+        return value
+
+    def name(
+        self,
+        mapping: Mapping[str, Any],
+        key: str,
+        pattern: re.Pattern[str],
+        like: str,
+        *,
+        prefix: str = "",
+    ) -> str:
+        """A required string matching ``pattern``."""
+        if key not in mapping:
+            self.fail(prefix + key, f"missing required key '{key}'")
+        value = mapping[key]
+        if not isinstance(value, str):
+            self.fail(prefix + key, f"expected a string, got {_type_name(value)}")
+        if not value:
+            self.fail(prefix + key, "must not be empty")
+        if not pattern.fullmatch(value) or len(value) > 253:
+            self.fail(prefix + key, f"{value!r} is not {like}")
+        return value
+
+    def boolean(self, mapping: Mapping[str, Any], key: str, default: bool) -> bool:
+        value = mapping.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, f"expected a boolean (true or false), got {_type_name(value)}")
+        return value
+
+    def duration(self, mapping: Mapping[str, Any], key: str, default: float | None) -> float | None:
+        """A duration in seconds; ``default`` when absent, None when null."""
+        if key not in mapping:
+            return default
+        value = mapping[key]
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.fail(
+                key,
+                f"expected a duration (like 30s, 5m, 1h30m) or a number of seconds, "
+                f"got {_type_name(value)}",
+            )
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(key, str(exc))
+
+    def max_artifacts(self, mapping: Mapping[str, Any]) -> int:
+        value = mapping.get("maxRunnerArtifacts")
+        if value is None:
+            return _DEFAULT_MAX_ARTIFACTS
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail("maxRunnerArtifacts", f"expected an integer, got {_type_name(value)}")
+        if value < 1:
+            self.fail("maxRunnerArtifacts", f"must be at least 1, got {value}")
+        return value
+
+    def variables(self, mapping: Mapping[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
+        value = mapping.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(prefix + key, f"expected a mapping, got {_type_name(value)}")
+        for name in value:
+            if not isinstance(name, str):
+                self.fail(
+                    prefix + key, f"variable names must be strings, got {_type_name(name)} {name!r}"
+                )
+        return value
+
+    def selector(self, entry: Mapping[str, Any]) -> dict[str, Any] | None:
+        value = entry.get("selector")
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.fail(
+                "selector",
+                f"expected a mapping with matchLabels and/or matchExpressions, "
+                f"got {_type_name(value)}",
+            )
+        self.check_keys(value, _SELECTOR_KEYS, "selector.")
+        labels = value.get("matchLabels")
+        if labels is not None:
+            if not isinstance(labels, dict):
+                self.fail(
+                    "selector.matchLabels",
+                    f"expected a mapping of label names to values, got {_type_name(labels)}",
+                )
+            for label, label_value in labels.items():
+                if not isinstance(label, str):
+                    self.fail("selector.matchLabels", f"label names must be strings, got {label!r}")
+                if not isinstance(label_value, str):
+                    self.fail(
+                        f"selector.matchLabels.{label}",
+                        f"expected a string, got {_type_name(label_value)} "
+                        "(quote numbers and booleans)",
+                    )
+        expressions = value.get("matchExpressions")
+        if expressions is not None:
+            if not isinstance(expressions, list):
+                self.fail(
+                    "selector.matchExpressions",
+                    f"expected a list of {{key, operator, values}}, got {_type_name(expressions)}",
+                )
+            for i, expression in enumerate(expressions):
+                self.expression(expression, f"selector.matchExpressions[{i}]")
+        if not labels and not expressions:
+            return None
+        return value
+
+    def expression(self, value: object, key: str) -> None:
+        if not isinstance(value, dict):
+            self.fail(
+                key, f"expected a mapping with key, operator, values, got {_type_name(value)}"
+            )
+        self.check_keys(value, _EXPRESSION_KEYS, f"{key}.")
+        label = value.get("key")
+        if not isinstance(label, str) or not label:
+            self.fail(f"{key}.key", f"expected a label name, got {_type_name(label)}")
+        operator = value.get("operator")
+        if operator not in _OPERATORS:
+            self.fail(
+                f"{key}.operator",
+                f"expected one of {', '.join(_OPERATORS)}, got {operator!r}",
+            )
+        values = value.get("values")
+        if values is not None and (
+            not isinstance(values, list) or not all(isinstance(v, str) for v in values)
+        ):
+            self.fail(f"{key}.values", f"expected a list of strings, got {values!r}")
+        if operator in ("In", "NotIn") and not values:
+            self.fail(f"{key}.values", f"operator {operator} needs a non-empty list of values")
+        if operator in ("Exists", "DoesNotExist") and values:
+            self.fail(f"{key}.values", f"operator {operator} takes no values")
+
+    # --- paths --------------------------------------------------------------------------------
+
+    def automation(
+        self, mapping: Mapping[str, Any], prefix: str
+    ) -> tuple[Path | None, Path | None]:
+        """The ``playbook`` or ``role`` of ``mapping`` (the entry or its finalizer), resolved."""
+        playbook = self.string(mapping, "playbook", prefix)
+        role = self.string(mapping, "role", prefix)
+        if playbook is not None and role is not None:
+            self.fail(prefix.rstrip(".") or None, "both 'playbook' and 'role' are set; use one")
+        return (
+            None if playbook is None else self.playbook(playbook, prefix + "playbook"),
+            None if role is None else self.role(role, prefix + "role"),
+        )
+
+    def local(self, value: str) -> Path:
+        """``value`` as an absolute path, relative to the watches file's folder."""
+        return Path(os.path.normpath(self.base / value))
+
+    def playbook(self, value: str, key: str) -> Path:
+        path = self.local(value)
+        if path.is_file():
+            return path
+        if path.is_dir():
+            self.fail(key, f"playbook {value!r} is a folder, not a file: {path}")
+        self.fail(key, f"playbook {value!r} not found: {path} does not exist")
+
+    def inventory(self, value: str) -> Path:
+        path = self.local(value)
+        if not path.exists():
+            self.fail("inventory", f"inventory {value!r} not found: {path} does not exist")
+        return path
+
+    def role(self, value: str, key: str) -> Path:
+        candidates = list(dict.fromkeys(self.role_candidates(value)))
+        for candidate in candidates:
+            if candidate.is_dir():
+                return candidate
+        looked = ", ".join(str(c) for c in candidates)
+        self.fail(key, f"role {value!r} not found; looked in: {looked}")
+
+    def role_candidates(self, value: str) -> Iterator[Path]:
+        """Where the role named ``value`` may be, in the order the Operator SDK looks."""
+        if os.path.isabs(value):
+            yield Path(os.path.normpath(value))
+            return
+        yield self.local(value)
+        yield self.local(os.path.join("roles", value))
+        for folder in self.env_paths("ANSIBLE_ROLES_PATH"):
+            yield Path(os.path.normpath(folder / value))
+            yield Path(os.path.normpath(folder / "roles" / value))
+        fqcn = _FQCN_RE.fullmatch(value)
+        if fqcn is None:
+            return
+        namespace, collection, role = fqcn.groups()
+        roots = [
+            *self.env_paths("ANSIBLE_COLLECTIONS_PATH"),
+            *self.env_paths("ANSIBLE_COLLECTIONS_PATHS"),
+            self.base / "collections",
+        ]
+        home = self.environ.get("HOME")
+        if home:
+            roots.append(Path(home) / ".ansible" / "collections")
+        roots.append(Path("/usr/share/ansible/collections"))
+        for root in roots:
+            if root.name != "ansible_collections":
+                root = root / "ansible_collections"
+            yield Path(os.path.normpath(root / namespace / collection / "roles" / role))
+
+    def env_paths(self, name: str) -> list[Path]:
+        """The folders of a colon-separated path variable: ``~`` expanded, relative to the base."""
+        home = self.environ.get("HOME")
+        folders = []
+        for item in self.environ.get(name, "").split(":"):
+            if not item:
+                continue
+            if home and (item == "~" or item.startswith("~/")):
+                item = home + item[1:]
+            folders.append(self.local(item))
+        return folders
+
+
+_VAR_REF = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\{")
+
+
+def _nearest(key: str, allowed: tuple[str, ...]) -> str | None:
+    """The valid key ``key`` was probably meant to be, if one is close enough."""
+
+    def fold(s: str) -> str:
+        return s.replace("_", "").replace("-", "").lower()
+
+    folded = {fold(k): k for k in allowed}
+    if fold(key) in folded:
+        return folded[fold(key)]
+    match = difflib.get_close_matches(fold(key), list(folded), n=1, cutoff=0.6)
+    return folded[match[0]] if match else None
+
+
+def _type_name(value: object) -> str:
+    """How a YAML value's type is named in messages: "a string", "an integer", "null"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int):
+        return f"an integer ({value})"
+    if isinstance(value, float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__} ({value})"
