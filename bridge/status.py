@@ -1,0 +1,353 @@
+"""Build the merge patches of a resource's ``.status``: kstatus conditions, run records, outputs.
+
+Every builder returns the value for ``.status`` in a JSON merge patch (RFC 7386, what kopf sends
+for custom resources): ``None`` deletes a key, nested mappings merge, lists (``conditions``,
+``failedTasks``) replace whole. So builders read the existing status to carry over the
+conditions they do not own and to delete stale keys of mappings they rewrite.
+
+The layout (after a run of generation 3 that failed on one of two hosts)::
+
+    status:
+      observedGeneration: 3          # the last generation whose run ended (not canceled) or
+                                     # that a permanent error stopped
+      conditions:
+        - type: Ready                # True only after a run of this generation succeeded
+          status: "False"
+          reason: Failed             # Succeeded | Failed | Canceled | Timeout | RunnerError |
+                                     # a permanent error's reason (PlaybookNotFound, ...) |
+                                     # Queued/Running (status Unknown, new generation pending)
+          message: "task 'Install package' on web1: non-zero return code: no such package"
+          lastTransitionTime: "2024-05-01T10:00:07Z"
+          observedGeneration: 3
+        - type: Reconciling          # kstatus: True while a run is queued or in flight
+          status: "False"
+          reason: Idle               # Queued | Running while True
+          message: run 7f3a... of generation 3 finished (trigger: update)
+          lastTransitionTime: "2024-05-01T10:00:07Z"
+          observedGeneration: 3
+        - type: Stalled              # kstatus: True when retrying the same input cannot help
+          status: "True"
+          reason: Failed
+          message: "task 'Install package' on web1: non-zero return code: no such package"
+          lastTransitionTime: "2024-05-01T10:00:07Z"
+          observedGeneration: 3
+      currentRun: null               # {id, generation, trigger, startedAt} while a run is in flight
+      lastRun:                       # the last run that finished
+        id: 7f3a...
+        generation: 3
+        trigger: update
+        startedAt: "2024-05-01T10:00:01Z"
+        finishedAt: "2024-05-01T10:00:07Z"
+        result: failed               # successful | failed | canceled | timeout | error
+        changed: 2
+        hosts:
+          web1: {ok: 3, changed: 1, failed: 1, skipped: 0, unreachable: 0, rescued: 0, ignored: 0}
+          web2: {ok: 4, changed: 1, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0}
+        failedTasks:                 # at most MAX_FAILED_TASKS
+          - {host: web1, play: Install, task: Install package, message: "non-zero return ..."}
+      outputs: {url: "http://..."}   # set_stats data of the last *successful* run
+
+A canceled run does not set ``observedGeneration``: its generation was not handled, and is
+run again when the bridge resumes (kstatus keeps saying InProgress until then).
+
+kstatus reads this as: InProgress while ``observedGeneration`` lags ``metadata.generation`` or
+``Reconciling`` is True; Failed when ``Stalled`` is True (a failed, timed-out or errored run, a
+permanent error); Current otherwise. ``Stalled`` goes back to False as soon as another run is
+queued. ``Ready`` follows the API conventions: True/False is the verdict on the generation in its
+``observedGeneration``; when a run for a *new* generation is queued it turns Unknown, so
+``kubectl wait --for=condition=Ready`` waits for the new spec (a periodic re-run of the same
+generation leaves it alone, so it does not flap).
+
+``outputs`` change only when a run succeeds: a failed run's partial ``set_stats`` data is not
+published and does not wipe what consumers read. A ``null`` inside outputs cannot be told from a
+deletion in a merge patch, so such keys are absent.
+
+With ``manage_status`` False the playbook owns the status (as with the Operator SDK): the bridge
+writes no conditions and no outputs, only what it needs itself: ``observedGeneration`` (the
+current generation has been handled, so a restart does not re-run it), ``currentRun`` (a run that
+was in flight when the bridge stopped, to be resumed) and ``lastRun`` reduced to ``id``,
+``generation``, ``trigger``, ``startedAt``, ``finishedAt`` and ``result`` (when to schedule the
+next periodic run, and whether the last one needs a retry).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, TypedDict, cast
+
+from bridge.results import describe
+from bridge.structs import HostStats, RunResult, RunStatus, Trigger
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
+
+#: At most this many failed tasks are kept in ``status.lastRun.failedTasks``.
+MAX_FAILED_TASKS = 10
+
+#: The Ready (and Stalled) reason for each way a run can end.
+RESULT_REASONS: Mapping[RunStatus, str] = {
+    "successful": "Succeeded",
+    "failed": "Failed",
+    "canceled": "Canceled",
+    "timeout": "Timeout",
+    "error": "RunnerError",
+}
+#: Outcomes after which retrying the same input is not expected to help (kstatus ``Stalled``).
+STALLED_RESULTS: frozenset[RunStatus] = frozenset({"failed", "timeout", "error"})
+
+# metav1.Condition's reason pattern.
+_REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+
+
+class Condition(TypedDict):
+    """One entry of ``status.conditions``, shaped like ``metav1.Condition``."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str
+    #: RFC 3339 in UTC with a ``Z``, to the second: when ``status`` last changed.
+    lastTransitionTime: str
+    #: The ``metadata.generation`` this condition was set for.
+    observedGeneration: int
+
+
+def rfc3339(when: datetime) -> str:
+    """``when`` as Kubernetes writes times: ``2024-05-01T10:00:07Z`` (naive means UTC)."""
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> Condition:
+    """A condition as of ``now``; :func:`merge_conditions` keeps an older transition time."""
+    return Condition(
+        type=type_,
+        status=status,
+        reason=reason if _REASON.match(reason) else "Error",
+        message=message,
+        lastTransitionTime=rfc3339(now),
+        observedGeneration=generation,
+    )
+
+
+def merge_conditions(
+    existing: Sequence[Mapping[str, Any]], updates: Sequence[Condition], now: datetime
+) -> list[Condition]:
+    """The conditions after setting ``updates`` over ``existing``, keyed by ``type``.
+
+    An update replaces the condition of its type in place; its ``lastTransitionTime`` is the
+    existing one when ``status`` did not change, else ``now``. Conditions of other types are kept
+    as they are, in their order; new types go at the end, in the order given. Each type appears
+    once (the first entry wins).
+    """
+    stamp = rfc3339(now)
+    by_type = {u["type"]: u for u in updates}
+    merged: list[Condition] = []
+    seen: set[str] = set()
+    for old in existing:
+        type_ = old.get("type")
+        if not isinstance(type_, str) or type_ in seen:
+            continue
+        seen.add(type_)
+        update = by_type.get(type_)
+        if update is None:
+            merged.append(cast(Condition, dict(old)))
+            continue
+        since = old.get("lastTransitionTime")
+        if old.get("status") != update["status"] or not isinstance(since, str) or not since:
+            since = stamp
+        merged.append({**update, "lastTransitionTime": since})
+    for update in updates:
+        if update["type"] not in seen:
+            seen.add(update["type"])
+            merged.append({**update, "lastTransitionTime": stamp})
+    return merged
+
+
+def queued_patch(
+    existing_status: Mapping[str, Any] | None,
+    generation: int,
+    trigger: Trigger,
+    now: datetime,
+    *,
+    manage_status: bool = True,
+) -> dict[str, Any]:
+    """A run for ``generation`` is waiting for a free runner: Reconciling True (Queued)."""
+    if not manage_status:
+        return {}
+    message = f"a run for generation {generation} is queued (trigger: {trigger})"
+    return _in_progress(existing_status, "Queued", message, generation, now)
+
+
+def started_patch(
+    existing_status: Mapping[str, Any] | None,
+    run_id: str,
+    generation: int,
+    trigger: Trigger,
+    now: datetime,
+    *,
+    manage_status: bool = True,
+) -> dict[str, Any]:
+    """Run ``run_id`` started: Reconciling True (Running) and ``currentRun`` set."""
+    patch: dict[str, Any] = {
+        "currentRun": _replace(
+            _get(existing_status, "currentRun"),
+            {"id": run_id, "generation": generation, "trigger": trigger, "startedAt": rfc3339(now)},
+        )
+    }
+    if manage_status:
+        message = f"run {run_id} of generation {generation} is running (trigger: {trigger})"
+        patch.update(_in_progress(existing_status, "Running", message, generation, now))
+    return patch
+
+
+def finished_patch(
+    existing_status: Mapping[str, Any] | None,
+    result: RunResult,
+    generation: int,
+    trigger: Trigger,
+    started_at: datetime,
+    now: datetime,
+    manage_status: bool = True,
+) -> dict[str, Any]:
+    """Run ``result.run_id`` of ``generation`` ended: lastRun, observedGeneration (unless it was
+    canceled), conditions (Ready by the outcome, Reconciling False, Stalled when retrying cannot
+    help) and, after a success, outputs."""
+    last_run: dict[str, Any] = {
+        "id": result.run_id,
+        "generation": generation,
+        "trigger": trigger,
+        "startedAt": rfc3339(started_at),
+        "finishedAt": rfc3339(now),
+        "result": result.status,
+    }
+    patch: dict[str, Any] = {"currentRun": None}
+    if result.status != "canceled":
+        patch["observedGeneration"] = generation
+    if manage_status:
+        last_run["changed"] = result.changed
+        last_run["hosts"] = {host: _host_stats(s) for host, s in result.hosts.items()}
+        last_run["failedTasks"] = [
+            {"host": t.host, "play": t.play, "task": t.task, "message": t.message}
+            for t in result.failed_tasks[:MAX_FAILED_TASKS]
+        ]
+        reason = RESULT_REASONS[result.status]
+        message = describe(result) or f"the run ended: {result.status}"
+        idle = f"run {result.run_id} of generation {generation} finished (trigger: {trigger})"
+        stalled = result.status in STALLED_RESULTS
+        updates = [
+            condition(
+                READY, "True" if result.succeeded else "False", reason, message, generation, now
+            ),
+            condition(RECONCILING, "False", "Idle", idle, generation, now),
+            condition(STALLED, "True" if stalled else "False", reason, message, generation, now),
+        ]
+        patch["conditions"] = merge_conditions(_conditions(existing_status), updates, now)
+        if result.succeeded:
+            patch["outputs"] = _replace(_get(existing_status, "outputs"), result.outputs)
+    patch["lastRun"] = _replace(_get(existing_status, "lastRun"), last_run)
+    return patch
+
+
+def error_patch(
+    existing_status: Mapping[str, Any] | None,
+    generation: int,
+    reason: str,
+    message: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A permanent error kept ``generation`` from running (``reason`` e.g. PlaybookNotFound):
+    Ready False and Stalled True with that reason, Reconciling False, observedGeneration set."""
+    updates = [
+        condition(READY, "False", reason, message, generation, now),
+        condition(RECONCILING, "False", reason, message, generation, now),
+        condition(STALLED, "True", reason, message, generation, now),
+    ]
+    patch: dict[str, Any] = {
+        "observedGeneration": generation,
+        "conditions": merge_conditions(_conditions(existing_status), updates, now),
+    }
+    if _get(existing_status, "currentRun") is not None:
+        patch["currentRun"] = None
+    return patch
+
+
+def _in_progress(
+    existing_status: Mapping[str, Any] | None,
+    reason: str,
+    message: str,
+    generation: int,
+    now: datetime,
+) -> dict[str, Any]:
+    existing = _conditions(existing_status)
+    updates = [
+        condition(RECONCILING, "True", reason, message, generation, now),
+        condition(STALLED, "False", reason, message, generation, now),
+    ]
+    ready = next((c for c in existing if c.get("type") == READY), None)
+    settled = (
+        ready is not None
+        and ready.get("observedGeneration") == generation
+        and ready.get("status") in ("True", "False")
+    )
+    if not settled:
+        waiting = f"waiting for the run of generation {generation}"
+        updates.insert(0, condition(READY, "Unknown", reason, waiting, generation, now))
+    return {"conditions": merge_conditions(existing, updates, now)}
+
+
+def _host_stats(stats: HostStats) -> dict[str, int]:
+    return {
+        "ok": stats.ok,
+        "changed": stats.changed,
+        "failed": stats.failed,
+        "skipped": stats.skipped,
+        "unreachable": stats.unreachable,
+        "rescued": stats.rescued,
+        "ignored": stats.ignored,
+    }
+
+
+def _get(status: Mapping[str, Any] | None, key: str) -> Any:
+    return status.get(key) if isinstance(status, Mapping) else None
+
+
+def _conditions(status: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    conditions = _get(status, "conditions")
+    if not isinstance(conditions, list):
+        return []
+    return [c for c in conditions if isinstance(c, Mapping)]
+
+
+def _replace(old: Any, new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that turns mapping ``old`` into ``new`` (keys only in ``old`` -> None)."""
+    old_map: Mapping[str, Any] = old if isinstance(old, Mapping) else {}
+    patch: dict[str, Any] = {key: None for key in old_map if key not in new}
+    for key, value in new.items():
+        previous = old_map.get(key)
+        if isinstance(value, Mapping) and isinstance(previous, Mapping):
+            patch[key] = _replace(previous, value)
+        else:
+            patch[key] = _plain(value)
+    return patch
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain JSON-like data (mappings to dicts, sequences to lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
