@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from bridge import __version__, controlplane
-from bridge.errors import BridgeError, ControlPlaneError
+from bridge.errors import BridgeError, ControlPlaneError, WatchesError
 
 
 def _controlplane(args: argparse.Namespace) -> int:
@@ -45,6 +47,44 @@ def _controlplane(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from bridge.operator import run
+    from bridge.settings import OperatorSettings, RunnerSettings, ScopeSettings
+    from bridge.watches import load_watches
+
+    environ = dict(os.environ)
+    watches_file = Path(args.watches).resolve()
+    try:
+        watches, warnings = load_watches(watches_file, environ)
+    except WatchesError as e:
+        print(f"ansible-bridge: {e}", file=sys.stderr)
+        return 2
+    for warning in warnings:
+        print(f"ansible-bridge: warning: {warning}", file=sys.stderr)
+    if args.max_concurrent_runs is not None and args.max_concurrent_runs < 1:
+        print("ansible-bridge: --max-concurrent-runs must be at least 1", file=sys.stderr)
+        return 2
+    runner = RunnerSettings(artifacts_dir=Path(args.artifacts_dir).resolve())
+    if args.max_concurrent_runs is not None:
+        runner = dataclasses.replace(runner, max_concurrent_runs=args.max_concurrent_runs)
+    if args.kubeconfig:
+        # Read by the Kubernetes client library, for kopf's connection and ours alike.
+        os.environ["KUBECONFIG"] = str(Path(args.kubeconfig).resolve())
+    settings = OperatorSettings(
+        watches_file=watches_file,
+        watches=tuple(watches),
+        runner=runner,
+        scope=ScopeSettings(namespaces=() if args.all_namespaces else tuple(args.namespace)),
+        kubeconfig=Path(args.kubeconfig).resolve() if args.kubeconfig else None,
+        log_level=args.log_level.upper(),
+    )
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    run(settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ansible-bridge",
@@ -59,6 +99,27 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("action", choices=["start", "stop", "status", "assets"])
     cp.add_argument("--dir", help="the control plane's folder (default: under the cache folder)")
     cp.set_defaults(func=_controlplane)
+
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig")
+    run.add_argument("--watches", default="watches.yaml", help="the watches file")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace", "-n", action="append", default=[], help="a namespace to serve (repeatable)"
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", help="serve every namespace (default)"
+    )
+    run.add_argument(
+        "--max-concurrent-runs", type=int, help="runs in flight at once (default: CPU count)"
+    )
+    run.add_argument(
+        "--artifacts-dir",
+        default="/tmp/ansible-bridge/runner",
+        help="where run artifacts are kept, per resource",
+    )
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=_run)
     return parser
 
 

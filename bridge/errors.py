@@ -56,9 +56,8 @@ class ControlPlaneError(BridgeError):
     """The local kube-apiserver + etcd could not be built, started or stopped."""
 
 
-class KubeError(BridgeError):
-    """A Kubernetes API call made by the bridge itself failed (not one made by kopf)."""
+class ConflictError(TemporaryError):
+    """The object changed under a write that required its resourceVersion: read it again."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
+    def __init__(self, message: str) -> None:
+        super().__init__(message, delay=0.0)

@@ -22,12 +22,14 @@ resource author's choice on the operator's host, unsafe or not.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bridge.errors import PermanentError
 from bridge.naming import snake_keys
-from bridge.structs import Watch
+from bridge.structs import ResourceRef, RunSpec, Trigger, Watch
 
 
 class Unsafe(str):
@@ -164,3 +166,76 @@ def dump_extravars(extravars: Mapping[str, Any]) -> str:
         width=1 << 30,
     )
     return text
+
+
+def resource_ref(body: Mapping[str, Any]) -> ResourceRef:
+    """Which object ``body`` is, for run records and messages."""
+    metadata = body.get("metadata") or {}
+    return ResourceRef(
+        api_version=str(body.get("apiVersion", "")),
+        kind=str(body.get("kind", "")),
+        namespace=metadata.get("namespace") or None,
+        name=str(metadata.get("name", "")),
+        uid=str(metadata.get("uid", "")),
+    )
+
+
+def resource_dir(artifacts_root: Path, watch: Watch, ref: ResourceRef) -> Path:
+    """A resource's own folder for run artifacts (the Operator SDK's layout, by uid-free name)."""
+    return (
+        artifacts_root
+        / (watch.group or "core")
+        / watch.version
+        / watch.kind
+        / (ref.namespace or "_cluster")
+        / ref.name
+    )
+
+
+def run_spec(
+    body: Mapping[str, Any],
+    watch: Watch,
+    *,
+    run_id: str,
+    trigger: Trigger,
+    artifacts_root: Path,
+    project_dir: Path,
+    finalizing: bool = False,
+) -> RunSpec:
+    """Everything an executor needs to run ``watch``'s automation for ``body``.
+
+    A finalizer run uses the finalizer's playbook or role when it names one, otherwise the main
+    one (with the finalizer's vars on top, as the Operator SDK does). Raises PermanentError with
+    reason ``PlaybookNotFound`` when the playbook or role has gone since start-up.
+    """
+    playbook, role = watch.playbook, watch.role
+    if (
+        finalizing
+        and watch.finalizer is not None
+        and (watch.finalizer.playbook is not None or watch.finalizer.role is not None)
+    ):
+        playbook, role = watch.finalizer.playbook, watch.finalizer.role
+    target = playbook or role
+    if target is None or not target.exists():
+        raise PermanentError(
+            f"{watch.source}: {'playbook' if playbook else 'role'} {target} does not exist",
+            reason="PlaybookNotFound",
+        )
+    ref = resource_ref(body)
+    metadata = body.get("metadata") or {}
+    return RunSpec(
+        run_id=run_id,
+        resource=ref,
+        generation=int(metadata.get("generation") or 0),
+        trigger=trigger,
+        playbook=playbook,
+        role=role,
+        hosts="all" if watch.inventory is not None else "localhost",
+        gather_facts=watch.gather_facts,
+        extravars=build_extravars(body, watch, finalizing=finalizing),
+        inventory=watch.inventory,
+        artifact_dir=resource_dir(artifacts_root, watch, ref) / "artifacts",
+        max_artifacts=watch.max_runner_artifacts,
+        timeout=watch.timeout,
+        project_dir=project_dir,
+    )

@@ -94,8 +94,8 @@ class RunSpec:
     resource: ResourceRef
     generation: int
     trigger: Trigger
-    #: The playbook to run (for a role, a generated one that applies the role).
-    playbook: Path
+    #: The playbook to run, or None when a role is applied (by a generated playbook).
+    playbook: Path | None
     #: Variables for ``--extra-vars``; strings from the resource are already marked unsafe.
     extravars: Mapping[str, Any]
     #: Inventory file or folder, or None for the default localhost inventory.
@@ -105,8 +105,12 @@ class RunSpec:
     max_artifacts: int = 20
     timeout: float | None = None
     envvars: Mapping[str, str] = field(default_factory=dict)
-    #: Folder the playbook's relative paths are resolved against (the project folder).
+    #: The working folder of the run (where ansible.cfg is looked up): the watches file's.
     project_dir: Path | None = None
+    #: The role to apply when ``playbook`` is None, on ``hosts``, gathering facts or not.
+    role: Path | None = None
+    hosts: str = "localhost"
+    gather_facts: bool = False
 
 
 @dataclass(frozen=True)

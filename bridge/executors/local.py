@@ -1,0 +1,156 @@
+"""The local executor: ansible-runner on this machine, one private data dir per run.
+
+ansible-runner is synchronous; each run occupies one thread of a pool sized to the concurrency
+limit. Job events cross into the event loop with ``call_soon_threadsafe`` as they stream.
+Cancellation sets a flag that ansible-runner polls (``cancel_callback``); it then SIGKILLs the
+run's process group (ansible-playbook and its forks), and only then does the cancellation reach
+the caller. The private data dir (extravars, inventory, generated playbook) is mode 0700 and
+removed after the run; artifacts are kept per resource and rotated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from bridge.executors import EventCallback
+from bridge.inputs import dump_extravars
+from bridge.results import ResultBuilder
+from bridge.settings import RunnerSettings
+from bridge.structs import RunnerEvent, RunResult, RunSpec, RunStatus
+
+_STATUSES: dict[str, RunStatus] = {
+    "successful": "successful",
+    "failed": "failed",
+    "canceled": "canceled",
+    "timeout": "timeout",
+}
+
+
+class LocalExecutor:
+    """Runs playbooks with ansible-runner in threads of this process."""
+
+    def __init__(self, settings: RunnerSettings) -> None:
+        self._settings = settings
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max(1, settings.max_concurrent_runs) + 2,
+            thread_name_prefix="ansible-runner",
+        )
+        self._cancels: set[threading.Event] = set()
+
+    async def close(self) -> None:
+        for flag in list(self._cancels):
+            flag.set()
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+
+    async def run(self, spec: RunSpec, on_event: EventCallback) -> RunResult:
+        loop = asyncio.get_running_loop()
+        cancel = threading.Event()
+        builder = ResultBuilder()
+
+        def deliver(event: RunnerEvent) -> None:
+            builder.feed(event)
+            on_event(event)
+
+        def handle(event: dict[str, Any]) -> bool:
+            loop.call_soon_threadsafe(deliver, RunnerEvent(**event))  # type: ignore[typeddict-item]
+            return True  # keep it in the artifacts too
+
+        self._cancels.add(cancel)
+        future = loop.run_in_executor(self._pool, self._run_sync, spec, handle, cancel)
+        try:
+            status, rc, message = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            # Wait for ansible-runner to kill the process group and return: only then is the
+            # run really over. A second cancellation while waiting is honoured after that.
+            await asyncio.wait([future])
+            raise
+        finally:
+            self._cancels.discard(cancel)
+        # Let the events queued by call_soon_threadsafe reach the builder before reading it.
+        await asyncio.sleep(0)
+        return builder.result(spec.run_id, status, rc, message)
+
+    def _run_sync(
+        self, spec: RunSpec, handle: Any, cancel: threading.Event
+    ) -> tuple[RunStatus, int | None, str]:
+        import ansible_runner
+
+        spec.artifact_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Beside the artifacts, not in them: ansible-runner rotates that folder.
+        private = Path(tempfile.mkdtemp(prefix=f"run-{spec.run_id}-", dir=spec.artifact_dir.parent))
+        try:
+            inventory, playbook = self._prepare(private, spec)
+            env = {"PATH": f"{self._settings.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+            env.update(spec.envvars)
+            runner = ansible_runner.run(
+                private_data_dir=str(private),
+                project_dir=str(spec.project_dir or playbook.parent),
+                playbook=str(playbook),
+                inventory=str(inventory),
+                ident=spec.run_id,
+                artifact_dir=str(spec.artifact_dir),
+                rotate_artifacts=max(1, spec.max_artifacts),
+                envvars=env,
+                timeout=int(spec.timeout) if spec.timeout else None,
+                event_handler=handle,
+                cancel_callback=cancel.is_set,
+                settings={"pexpect_timeout": self._settings.cancel_poll},
+                quiet=True,
+                json_mode=False,
+                suppress_env_files=True,
+            )
+        except Exception as exc:  # ansible-runner could not start the run at all
+            return "error", None, f"ansible-runner failed: {exc}"
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+        status = _STATUSES.get(str(runner.status), "error")
+        message = ""
+        if status == "failed" and runner.rc not in (0, 2, 4):
+            # 2: a task failed, 4: a host was unreachable; anything else is ansible itself.
+            status, message = "error", f"ansible-playbook exited with {runner.rc}"
+        if status == "timeout":
+            message = f"the run exceeded its timeout of {spec.timeout:.0f}s and was stopped"
+        if status == "canceled":
+            message = "the run was canceled"
+        return status, runner.rc, message
+
+    def _prepare(self, private: Path, spec: RunSpec) -> tuple[Path, Path]:
+        """Write env/extravars (0600), a playbook applying the role (for a role), and a
+        localhost inventory (without one of the watch's); return the inventory and playbook."""
+        private.chmod(0o700)
+        env_dir = private / "env"
+        env_dir.mkdir(mode=0o700)
+        extravars = env_dir / "extravars"
+        fd = os.open(extravars, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(dump_extravars(spec.extravars))
+        playbook = spec.playbook
+        if playbook is None:
+            if spec.role is None:
+                raise ValueError(f"run {spec.run_id}: neither a playbook nor a role")
+            playbook = private / "role.yml"
+            play = {
+                "hosts": spec.hosts,
+                "gather_facts": spec.gather_facts,
+                "roles": [{"role": str(spec.role)}],
+            }
+            playbook.write_text(json.dumps([play], indent=2))
+        if spec.inventory is not None:
+            return spec.inventory, playbook
+        inventory_dir = private / "inventory"
+        inventory_dir.mkdir(mode=0o700)
+        hosts = inventory_dir / "hosts"
+        hosts.write_text(
+            "localhost ansible_connection=local "
+            f"ansible_python_interpreter={self._settings.python}\n"
+        )
+        return hosts, playbook

@@ -1,0 +1,73 @@
+"""Runs the operator: kopf's machinery, our handlers, the executor, a clean shutdown.
+
+SIGINT/SIGTERM stop kopf's watches; then every run in flight is canceled and waited for, so no
+ansible process outlives the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from bridge import handlers
+from bridge.executors.local import LocalExecutor
+from bridge.kube import Kube, api_client
+from bridge.reconcile import Controller
+from bridge.settings import OperatorSettings
+
+logger = logging.getLogger("bridge.operator")
+
+
+def kopf_settings() -> kopf.OperatorSettings:
+    settings = kopf.OperatorSettings()
+    settings.peering.standalone = True
+    settings.posting.reporting_component = "ansible-bridge"
+    settings.posting.event_name_prefix = "ansible-bridge-"
+    # Only the Events the bridge posts on purpose, not kopf's log lines about handlers.
+    settings.posting.level = logging.CRITICAL
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    return settings
+
+
+async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> None:
+    registry = kopf.OperatorRegistry()
+
+    # kopf's own connection: the client library's config ($KUBECONFIG, which the CLI sets from
+    # --kubeconfig; ~/.kube/config; or the in-cluster service account), like kube.api_client.
+    kopf.on.login(registry=registry)(kopf.login_via_client)
+
+    kube = Kube(api_client(settings.kubeconfig))
+    executor = LocalExecutor(settings.runner)
+    controller = Controller(settings, executor, kube, handlers.post_event)
+    for watch in settings.watches:
+        handlers.register(registry, controller, watch)
+    logger.info(
+        "serving %s in %s with up to %d runs at once",
+        ", ".join(w.key for w in settings.watches),
+        ", ".join(settings.scope.namespaces) or "all namespaces",
+        settings.runner.max_concurrent_runs,
+    )
+    try:
+        await kopf.operator(
+            registry=registry,
+            settings=kopf_settings(),
+            standalone=True,
+            clusterwide=settings.scope.clusterwide,
+            namespaces=settings.scope.namespaces,
+            stop_flag=stop_flag,
+        )
+    finally:
+        await controller.shutdown()
+        await executor.close()
+        kube.close()
+        logger.info("stopped")
+
+
+def run(settings: OperatorSettings) -> None:
+    asyncio.run(run_operator(settings))

@@ -1,0 +1,483 @@
+"""Reconciliation: decide what a resource needs, run it through the executor, report it.
+
+kopf tells the :class:`Controller` about every event of every watched object
+(:meth:`Controller.observe`, which never blocks). Each resource then has at most one worker task,
+which loops: read the newest body, decide (:func:`decide`, pure), act, repeat until nothing is
+left to do. So one resource's runs are strictly one at a time, runs across resources are bounded
+by one semaphore, and kopf's event loop only ever schedules.
+
+What is decided from what:
+
+* ``status.observedGeneration`` is written when a run of a generation ends (not when it is
+  canceled), so a restarted operator skips generations that ran to completion and re-runs one
+  whose run was interrupted (its ``status.currentRun`` is still there).
+* Our own status patches come back as events; an in-memory record of the last generation that
+  finished here keeps a stale event from starting the same run twice.
+* A newer generation arriving while an older one runs cancels the stale run; deleting the
+  resource cancels the run, then runs the finalizer, then releases the finalizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from bridge import inputs, results, status
+from bridge.errors import ConflictError, PermanentError, TemporaryError
+from bridge.executors import Executor
+from bridge.kube import ObjectKey
+from bridge.settings import OperatorSettings
+from bridge.structs import RunnerEvent, RunResult, Trigger, Watch
+
+logger = logging.getLogger("bridge.reconcile")
+
+ActionKind = Literal["none", "run", "finalize"]
+
+
+@dataclass(frozen=True)
+class Action:
+    """What a resource needs next."""
+
+    kind: ActionKind
+    generation: int = 0
+    trigger: Trigger = "update"
+
+
+def decide(body: Mapping[str, Any], watch: Watch, *, done_generation: int | None) -> Action:
+    """What ``body`` needs now, given the last generation this process finished for it.
+
+    Pure: the whole scheduling policy of one resource, unit-tested without a cluster.
+    """
+    metadata = body.get("metadata") or {}
+    state = body.get("status") or {}
+    if metadata.get("deletionTimestamp"):
+        if watch.finalizer is not None and watch.finalizer.name in (
+            metadata.get("finalizers") or []
+        ):
+            return Action("finalize", trigger="finalize")
+        return Action("none")
+    generation = int(metadata.get("generation") or 0)
+    if generation in (state.get("observedGeneration"), done_generation):
+        return Action("none")
+    if state.get("currentRun"):
+        trigger: Trigger = "resume"
+    elif state.get("observedGeneration") is None and not state.get("lastRun"):
+        trigger = "create"
+    else:
+        trigger = "update"
+    return Action("run", generation=generation, trigger=trigger)
+
+
+class EventPoster(Protocol):
+    """Posts a Kubernetes Event about an object (kopf's poster in the operator)."""
+
+    def __call__(self, body: Mapping[str, Any], type: str, reason: str, message: str) -> None: ...
+
+
+class StatusWriter(Protocol):
+    """The Kubernetes writes a reconcile needs (implemented by :class:`bridge.kube.Kube`)."""
+
+    async def patch_status(
+        self, key: ObjectKey, status: Mapping[str, Any]
+    ) -> dict[str, Any] | None: ...
+
+    async def get(self, key: ObjectKey) -> dict[str, Any] | None: ...
+
+    async def set_finalizers(
+        self, key: ObjectKey, finalizers: list[str], resource_version: str
+    ) -> dict[str, Any] | None: ...
+
+
+@dataclass
+class _Resource:
+    """The controller's mutable record of one object (owned by the event loop)."""
+
+    watch: Watch
+    key: ObjectKey
+    body: dict[str, Any]
+    worker: asyncio.Task[None] | None = None
+    run: asyncio.Task[RunResult] | None = None
+    running_generation: int | None = None
+    done_generation: int | None = None
+    finalize_failures: int = 0
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        value = self.body.get("status")
+        return value if isinstance(value, dict) else {}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Controller:
+    """Schedules and runs reconciliations for all watched resources."""
+
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        executor: Executor,
+        kube: StatusWriter,
+        post_event: EventPoster,
+        *,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._settings = settings
+        self._executor = executor
+        self._kube = kube
+        self._post_event = post_event
+        self._clock = clock
+        self._slots = asyncio.Semaphore(max(1, settings.runner.max_concurrent_runs))
+        self._resources: dict[str, _Resource] = {}
+        self._closing = False
+
+    # --- events ---------------------------------------------------------------------------
+
+    def observe(
+        self, watch: Watch, plural: str, event_type: str | None, body: dict[str, Any]
+    ) -> None:
+        """Take in one watch event (``event_type`` None: the initial listing). Never blocks."""
+        metadata = body.get("metadata") or {}
+        uid = str(metadata.get("uid", ""))
+        if not uid or self._closing:
+            return
+        if event_type == "DELETED":
+            gone = self._resources.pop(uid, None)
+            if gone is not None and gone.worker is not None:
+                gone.worker.cancel()
+            return
+        res = self._resources.get(uid)
+        if res is None:
+            key = ObjectKey(
+                group=watch.group,
+                version=watch.version,
+                plural=plural,
+                namespace=metadata.get("namespace") or None,
+                name=str(metadata.get("name", "")),
+            )
+            res = self._resources[uid] = _Resource(watch=watch, key=key, body=body)
+        elif _rv(body) < _rv(res.body):
+            return  # older than what we already know (e.g. our own patch's response)
+        else:
+            res.body = body
+        self._preempt(res)
+        if res.worker is None or res.worker.done():
+            res.worker = asyncio.create_task(self._work(res), name=f"reconcile {res.key}")
+
+    def _preempt(self, res: _Resource) -> None:
+        """Cancel a run that the newest body makes stale (a newer generation, or deletion)."""
+        if res.run is None or res.run.done():
+            return
+        metadata = res.body.get("metadata") or {}
+        generation = int(metadata.get("generation") or 0)
+        if metadata.get("deletionTimestamp") or (
+            res.running_generation is not None and generation > res.running_generation
+        ):
+            logger.info("%s: canceling the run of generation %s", res.key, res.running_generation)
+            res.run.cancel()
+
+    async def shutdown(self) -> None:
+        """Cancel every worker and wait for their runs to stop (no process is left behind).
+
+        Interrupted runs keep ``status.currentRun``, so the next start re-runs them.
+        """
+        self._closing = True
+        workers = [r.worker for r in self._resources.values() if r.worker is not None]
+        for worker in workers:
+            worker.cancel()
+        if workers:
+            await asyncio.wait(workers)
+
+    def counts(self) -> dict[str, int]:
+        """Resources known, and runs in flight."""
+        running = sum(1 for r in self._resources.values() if r.run and not r.run.done())
+        return {"resources": len(self._resources), "running": running}
+
+    # --- the worker -------------------------------------------------------------------------
+
+    async def _work(self, res: _Resource) -> None:
+        delay = self._settings.retry.initial
+        while True:
+            action = decide(res.body, res.watch, done_generation=res.done_generation)
+            if action.kind == "none":
+                return  # NB: no await between decide() and return, see observe()
+            try:
+                if action.kind == "finalize":
+                    if await self._finalize(res):
+                        return
+                    raise TemporaryError("the finalizer run did not succeed")
+                await self._ensure_finalizer(res)
+                await self._run(res, action)
+                delay = self._settings.retry.initial
+            except TemporaryError as exc:
+                logger.warning("%s: %s; retrying in %.0fs", res.key, exc, exc.delay or delay)
+                await asyncio.sleep(exc.delay or delay)
+                if not isinstance(exc, ConflictError):
+                    delay = min(delay * 2, self._settings.retry.maximum)
+                await self._refresh(res)
+
+    async def _refresh(self, res: _Resource) -> None:
+        with contextlib.suppress(TemporaryError, PermanentError):
+            fresh = await self._kube.get(res.key)
+            if fresh is not None and _rv(fresh) >= _rv(res.body):
+                res.body = fresh
+
+    async def _ensure_finalizer(self, res: _Resource) -> None:
+        if res.watch.finalizer is None:
+            return
+        metadata = res.body.get("metadata") or {}
+        finalizers = list(metadata.get("finalizers") or [])
+        if res.watch.finalizer.name in finalizers:
+            return
+        updated = await self._kube.set_finalizers(
+            res.key, [*finalizers, res.watch.finalizer.name], str(metadata["resourceVersion"])
+        )
+        if updated is not None:
+            res.body = updated
+
+    async def _release_finalizer(self, res: _Resource) -> None:
+        assert res.watch.finalizer is not None
+        for _ in range(10):
+            metadata = res.body.get("metadata") or {}
+            finalizers = [
+                f for f in metadata.get("finalizers") or [] if f != res.watch.finalizer.name
+            ]
+            try:
+                await self._kube.set_finalizers(
+                    res.key, finalizers, str(metadata["resourceVersion"])
+                )
+                return
+            except ConflictError:
+                fresh = await self._kube.get(res.key)
+                if fresh is None:
+                    return
+                res.body = fresh
+        raise TemporaryError(f"{res.key}: the finalizer could not be released")
+
+    async def _patch(self, res: _Resource, patch: Mapping[str, Any]) -> None:
+        """Merge ``patch`` into the status; the response becomes the known body."""
+        if not patch:
+            return
+        for attempt in range(3):
+            try:
+                updated = await self._kube.patch_status(res.key, patch)
+            except TemporaryError as exc:
+                if attempt == 2:
+                    logger.error("%s: status not written: %s", res.key, exc)
+                    return
+                await asyncio.sleep(1 + attempt)
+                continue
+            except PermanentError as exc:
+                logger.error("%s: status not written: %s", res.key, exc)
+                return
+            if updated is not None and _rv(updated) >= _rv(res.body):
+                res.body = updated
+            return
+
+    def _event(self, res: _Resource, type_: str, reason: str, message: str) -> None:
+        try:
+            self._post_event(res.body, type_, reason, message[:1000])
+        except Exception:  # an Event is best effort; never let it break a reconcile
+            logger.exception("%s: could not post event %s", res.key, reason)
+
+    async def _run(self, res: _Resource, action: Action) -> None:
+        """One run of the main automation for ``action.generation`` (or a newer one)."""
+        watch = res.watch
+        manage = watch.manage_status
+        if self._slots.locked():
+            await self._patch(
+                res,
+                status.queued_patch(
+                    res.status,
+                    action.generation,
+                    action.trigger,
+                    self._clock(),
+                    manage_status=manage,
+                ),
+            )
+        async with self._slots:
+            # The body may have moved on while we waited for a slot: decide again.
+            action = decide(res.body, watch, done_generation=res.done_generation)
+            if action.kind != "run":
+                return
+            run_id = uuid.uuid4().hex[:12]
+            started = self._clock()
+            try:
+                spec = inputs.run_spec(
+                    res.body,
+                    watch,
+                    run_id=run_id,
+                    trigger=action.trigger,
+                    artifacts_root=self._settings.runner.artifacts_dir,
+                    project_dir=self._settings.watches_file.parent,
+                )
+            except PermanentError as exc:
+                res.done_generation = action.generation
+                self._event(res, "Warning", exc.reason, str(exc))
+                await self._patch(
+                    res,
+                    status.error_patch(
+                        res.status, action.generation, exc.reason, str(exc), self._clock()
+                    ),
+                )
+                return
+            await self._patch(
+                res,
+                status.started_patch(
+                    res.status,
+                    run_id,
+                    action.generation,
+                    action.trigger,
+                    started,
+                    manage_status=manage,
+                ),
+            )
+            logger.info(
+                "%s: run %s of generation %s started (%s)",
+                res.key,
+                run_id,
+                action.generation,
+                action.trigger,
+            )
+            self._event(
+                res,
+                "Normal",
+                "Started",
+                f"run {run_id} of generation {action.generation} started ({action.trigger})",
+            )
+            result = await self._execute(res, spec, action.generation)
+        if result.status != "canceled":
+            res.done_generation = action.generation
+        await self._report(res, result, action.generation, action.trigger, started)
+
+    async def _execute(self, res: _Resource, spec: Any, generation: int) -> RunResult:
+        """Run ``spec``; a cancel of the run alone (preemption) yields a canceled result, a
+        cancel of the worker (shutdown) stops the run and propagates."""
+
+        def on_event(event: RunnerEvent) -> None:
+            if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
+                data = event.get("event_data") or {}
+                logger.debug(
+                    "%s: run %s: %s on %s",
+                    res.key,
+                    spec.run_id,
+                    event.get("event"),
+                    data.get("host"),
+                )
+
+        run = asyncio.create_task(self._executor.run(spec, on_event), name=f"run {spec.run_id}")
+        res.run, res.running_generation = run, generation
+        try:
+            await asyncio.wait([run])
+        except asyncio.CancelledError:
+            run.cancel()
+            await asyncio.wait([run])
+            raise
+        finally:
+            res.run, res.running_generation = None, None
+        if run.cancelled():
+            return RunResult(run_id=spec.run_id, status="canceled", message="the run was canceled")
+        exc = run.exception()
+        if exc is not None:
+            logger.error("%s: run %s could not run: %r", res.key, spec.run_id, exc)
+            return RunResult(run_id=spec.run_id, status="error", message=str(exc))
+        return run.result()
+
+    async def _report(
+        self,
+        res: _Resource,
+        result: RunResult,
+        generation: int,
+        trigger: Trigger,
+        started: datetime,
+    ) -> None:
+        summary = results.summarize(result)
+        logger.info("%s: run %s %s", res.key, result.run_id, summary)
+        if result.succeeded:
+            self._event(res, "Normal", "Succeeded", f"run {result.run_id} {summary}")
+        elif result.status == "canceled":
+            self._event(res, "Normal", "Canceled", f"run {result.run_id} {summary}")
+        else:
+            self._event(
+                res,
+                "Warning",
+                status.RESULT_REASONS[result.status],
+                f"run {result.run_id} {summary}",
+            )
+        await self._patch(
+            res,
+            status.finished_patch(
+                res.status,
+                result,
+                generation,
+                trigger,
+                started,
+                self._clock(),
+                manage_status=res.watch.manage_status,
+            ),
+        )
+
+    async def _finalize(self, res: _Resource) -> bool:
+        """Run the finalizer's automation; release the finalizer if it succeeded."""
+        async with self._slots:
+            run_id = uuid.uuid4().hex[:12]
+            started = self._clock()
+            generation = int((res.body.get("metadata") or {}).get("generation") or 0)
+            try:
+                spec = inputs.run_spec(
+                    res.body,
+                    res.watch,
+                    run_id=run_id,
+                    trigger="finalize",
+                    artifacts_root=self._settings.runner.artifacts_dir,
+                    project_dir=self._settings.watches_file.parent,
+                    finalizing=True,
+                )
+            except PermanentError as exc:
+                self._event(res, "Warning", exc.reason, str(exc))
+                raise TemporaryError(str(exc)) from exc
+            logger.info("%s: finalizer run %s started", res.key, run_id)
+            result = await self._execute(res, spec, generation)
+        if not result.succeeded:
+            res.finalize_failures += 1
+            self._event(
+                res, "Warning", "FinalizerFailed", f"run {run_id} {results.summarize(result)}"
+            )
+            await self._patch(
+                res,
+                status.finished_patch(
+                    res.status,
+                    result,
+                    generation,
+                    "finalize",
+                    started,
+                    self._clock(),
+                    manage_status=res.watch.manage_status,
+                ),
+            )
+            return False
+        self._event(
+            res, "Normal", "Finalized", f"finalizer run {run_id} {results.summarize(result)}"
+        )
+        await self._release_finalizer(res)
+        return True
+
+
+def _rv(body: Mapping[str, Any]) -> int:
+    """resourceVersion as a number, for ordering bodies of one object (0 if unknown).
+
+    NB: resourceVersions are opaque by contract; etcd-backed servers give increasing integers,
+    and this is used only to drop bodies older than one already seen.
+    """
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
