@@ -38,7 +38,7 @@ demo: $(STAMP) controlplane
 	$(BIN)/python -m bridge.demo
 
 demo-stop: $(STAMP)
-	$(BIN)/ansible-bridge controlplane stop
+	$(BIN)/python -m bridge.demo stop
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

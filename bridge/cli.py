@@ -67,9 +67,6 @@ def _run(args: argparse.Namespace) -> int:
     runner = RunnerSettings(artifacts_dir=Path(args.artifacts_dir).resolve())
     if args.max_concurrent_runs is not None:
         runner = dataclasses.replace(runner, max_concurrent_runs=args.max_concurrent_runs)
-    if args.kubeconfig:
-        # Read by the Kubernetes client library, for kopf's connection and ours alike.
-        os.environ["KUBECONFIG"] = str(Path(args.kubeconfig).resolve())
     settings = OperatorSettings(
         watches_file=watches_file,
         watches=tuple(watches),

@@ -48,6 +48,42 @@ def api_client(kubeconfig: Path | None) -> Any:
         return config.new_client_from_config()  # type: ignore[no-untyped-call]
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """How to reach the API server, as the client library resolved it (for kopf's login)."""
+
+    server: str
+    ca_path: str | None
+    insecure: bool
+    scheme: str | None
+    token: str | None
+    certificate_path: str | None
+    private_key_path: str | None
+
+
+def credentials(kubeconfig: Path | None) -> Credentials:
+    """Resolve the same configuration :func:`api_client` uses into plain credentials."""
+    client = api_client(kubeconfig)
+    try:
+        cfg = client.configuration
+        header = cfg.get_api_key_with_prefix("BearerToken") or cfg.get_api_key_with_prefix(
+            "authorization"
+        )
+        parts = header.split(" ", 1) if header else []
+        scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, header or None)
+        return Credentials(
+            server=cfg.host,
+            ca_path=cfg.ssl_ca_cert,
+            insecure=not cfg.verify_ssl,
+            scheme=scheme,
+            token=token,
+            certificate_path=cfg.cert_file,
+            private_key_path=cfg.key_file,
+        )
+    finally:
+        client.close()
+
+
 def _translate(what: str, exc: Exception) -> Exception:
     from kubernetes.client.exceptions import ApiException
 

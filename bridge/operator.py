@@ -14,7 +14,7 @@ import kopf
 
 from bridge import handlers
 from bridge.executors.local import LocalExecutor
-from bridge.kube import Kube, api_client
+from bridge.kube import Kube, api_client, credentials
 from bridge.reconcile import Controller
 from bridge.settings import OperatorSettings
 
@@ -38,9 +38,20 @@ def kopf_settings() -> kopf.OperatorSettings:
 async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> None:
     registry = kopf.OperatorRegistry()
 
-    # kopf's own connection: the client library's config ($KUBECONFIG, which the CLI sets from
-    # --kubeconfig; ~/.kube/config; or the in-cluster service account), like kube.api_client.
-    kopf.on.login(registry=registry)(kopf.login_via_client)
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # kopf connects with exactly what our own client resolved (--kubeconfig, $KUBECONFIG,
+        # ~/.kube/config or the in-cluster service account).
+        creds = credentials(settings.kubeconfig)
+        return kopf.ConnectionInfo(
+            server=creds.server,
+            ca_path=creds.ca_path,
+            insecure=creds.insecure,
+            scheme=creds.scheme,
+            token=creds.token,
+            certificate_path=creds.certificate_path,
+            private_key_path=creds.private_key_path,
+        )
 
     kube = Kube(api_client(settings.kubeconfig))
     executor = LocalExecutor(settings.runner)

@@ -34,6 +34,8 @@ class RunnerSettings:
     bin_dir: Path = Path(sys.executable).parent
     #: How often (seconds) the runner thread checks for a cancel request.
     cancel_poll: float = 0.1
+    #: Seconds between SIGINT and SIGKILL when a run is canceled or times out.
+    stop_grace: float = 5.0
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -20,11 +21,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from bridge import proctree
 from bridge.executors import EventCallback
 from bridge.inputs import dump_extravars
 from bridge.results import ResultBuilder
 from bridge.settings import RunnerSettings
 from bridge.structs import RunnerEvent, RunResult, RunSpec, RunStatus
+
+logger = logging.getLogger("bridge.executors.local")
 
 _STATUSES: dict[str, RunStatus] = {
     "successful": "successful",
@@ -65,19 +69,42 @@ class LocalExecutor:
 
         self._cancels.add(cancel)
         future = loop.run_in_executor(self._pool, self._run_sync, spec, handle, cancel)
+        timed_out = False
         try:
-            status, rc, message = await asyncio.shield(future)
+            try:
+                status, rc, message = await asyncio.wait_for(asyncio.shield(future), spec.timeout)
+            except TimeoutError:
+                timed_out = True
+                await self._stop(spec, cancel, future, grace=self._settings.stop_grace)
+                status, rc, _ = await future
+                status = "timeout"
+                message = f"the run exceeded its timeout of {spec.timeout:.0f}s and was stopped"
         except asyncio.CancelledError:
-            cancel.set()
-            # Wait for ansible-runner to kill the process group and return: only then is the
-            # run really over. A second cancellation while waiting is honoured after that.
-            await asyncio.wait([future])
+            # Stop the whole process tree, and only then let the cancellation go on: when the
+            # caller sees it, no process of the run is left.
+            await self._stop(spec, cancel, future, grace=self._settings.stop_grace)
             raise
         finally:
             self._cancels.discard(cancel)
+        if timed_out:
+            logger.info("run %s timed out after %ss", spec.run_id, spec.timeout)
         # Let the events queued by call_soon_threadsafe reach the builder before reading it.
         await asyncio.sleep(0)
         return builder.result(spec.run_id, status, rc, message)
+
+    async def _stop(
+        self,
+        spec: RunSpec,
+        cancel: threading.Event,
+        future: asyncio.Future[tuple[RunStatus, int | None, str]],
+        *,
+        grace: float,
+    ) -> None:
+        """SIGINT the run's processes, SIGKILL them after ``grace``, wait for the runner."""
+        await asyncio.to_thread(proctree.stop, spec.run_id, grace=grace)
+        cancel.set()
+        await asyncio.wait([future])
+        await asyncio.to_thread(proctree.stop, spec.run_id, grace=0)
 
     def _run_sync(
         self, spec: RunSpec, handle: Any, cancel: threading.Event
@@ -91,6 +118,7 @@ class LocalExecutor:
             inventory, playbook = self._prepare(private, spec)
             env = {"PATH": f"{self._settings.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
             env.update(spec.envvars)
+            env[proctree.MARKER] = spec.run_id
             runner = ansible_runner.run(
                 private_data_dir=str(private),
                 project_dir=str(spec.project_dir or playbook.parent),
@@ -100,10 +128,8 @@ class LocalExecutor:
                 artifact_dir=str(spec.artifact_dir),
                 rotate_artifacts=max(1, spec.max_artifacts),
                 envvars=env,
-                timeout=int(spec.timeout) if spec.timeout else None,
                 event_handler=handle,
                 cancel_callback=cancel.is_set,
-                settings={"pexpect_timeout": self._settings.cancel_poll},
                 quiet=True,
                 json_mode=False,
                 suppress_env_files=True,
@@ -117,8 +143,6 @@ class LocalExecutor:
         if status == "failed" and runner.rc not in (0, 2, 4):
             # 2: a task failed, 4: a host was unreachable; anything else is ansible itself.
             status, message = "error", f"ansible-playbook exited with {runner.rc}"
-        if status == "timeout":
-            message = f"the run exceeded its timeout of {spec.timeout:.0f}s and was stopped"
         if status == "canceled":
             message = "the run was canceled"
         return status, runner.rc, message
@@ -129,6 +153,10 @@ class LocalExecutor:
         private.chmod(0o700)
         env_dir = private / "env"
         env_dir.mkdir(mode=0o700)
+        # NB: ansible-runner drops a ``settings=`` argument when env/settings is absent.
+        (env_dir / "settings").write_text(
+            json.dumps({"pexpect_timeout": self._settings.cancel_poll})
+        )
         extravars = env_dir / "extravars"
         fd = os.open(extravars, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -1,0 +1,60 @@
+"""Find and stop every process of a run, wherever it went in the process tree.
+
+ansible-runner kills the process group of ansible-playbook, but Ansible's workers call
+``setsid()`` and leave that group; once their parent is gone they are orphans nobody tracks.
+Every run's environment carries a marker variable, which each process of the run inherits, so
+the run's processes are found by reading ``/proc/<pid>/environ`` instead of following parents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from pathlib import Path
+
+#: The environment variable set for every run: its value is the run id.
+MARKER = "ANSIBLE_BRIDGE_RUN_ID"
+
+
+def marked(run_id: str, proc: Path = Path("/proc")) -> list[int]:
+    """PIDs of live processes whose environment carries ``MARKER=run_id``."""
+    needle = f"{MARKER}={run_id}".encode()
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def stop(run_id: str, *, grace: float = 5.0, poll: float = 0.05) -> int:
+    """SIGINT every process of ``run_id``, then SIGKILL what is left after ``grace`` seconds.
+
+    Returns how many processes were signalled. Blocking: call it from a worker thread.
+    """
+    pids = marked(run_id)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    left = pids
+    while left and time.monotonic() < deadline:
+        time.sleep(poll)
+        left = marked(run_id)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while left and time.monotonic() < deadline:
+        time.sleep(poll)
+        left = marked(run_id)
+    return len(pids)
