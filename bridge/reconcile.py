@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from bridge import inputs, results, status
@@ -34,23 +36,73 @@ from bridge.executors import Executor
 from bridge.kube import ObjectKey
 from bridge.settings import OperatorSettings
 from bridge.structs import RunnerEvent, RunResult, Trigger, Watch
+from bridge.watches import parse_duration
 
 logger = logging.getLogger("bridge.reconcile")
 
 ActionKind = Literal["none", "run", "finalize"]
 
+#: Per-resource reconcile period annotations: ours, and the Operator SDK's.
+PERIOD_ANNOTATIONS = (
+    "ansible-bridge.io/reconcile-period",
+    "ansible.sdk.operatorframework.io/reconcile-period",
+)
+#: Annotations that never count as a change (kubectl's copy of the applied manifest).
+_IGNORED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+
 
 @dataclass(frozen=True)
 class Action:
-    """What a resource needs next."""
+    """What a resource needs next; for "none", when to look again (periodic runs)."""
 
     kind: ActionKind
     generation: int = 0
     trigger: Trigger = "update"
+    wake_at: datetime | None = None
 
 
-def decide(body: Mapping[str, Any], watch: Watch, *, done_generation: int | None) -> Action:
-    """What ``body`` needs now, given the last generation this process finished for it.
+@dataclass(frozen=True)
+class Done:
+    """The last run this process finished for a resource (status may lag behind it)."""
+
+    generation: int
+    finished_at: datetime
+    annotations: str | None = None
+
+
+def annotations_digest(metadata: Mapping[str, Any]) -> str:
+    """A short digest of the annotations that count as input (``watchAnnotationsChanges``)."""
+    annotations = {
+        k: v
+        for k, v in (metadata.get("annotations") or {}).items()
+        if k not in _IGNORED_ANNOTATIONS
+    }
+    text = json.dumps(annotations, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def reconcile_period(metadata: Mapping[str, Any], watch: Watch) -> float | None:
+    """Seconds between periodic runs: a resource's annotation, else the watch's; None: never."""
+    annotations = metadata.get("annotations") or {}
+    for key in PERIOD_ANNOTATIONS:
+        if key in annotations:
+            try:
+                period = parse_duration(str(annotations[key]))
+            except ValueError:
+                continue  # a bad annotation is ignored, the watch's period applies
+            return period or None
+    return watch.reconcile_period or None
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def decide(body: Mapping[str, Any], watch: Watch, *, done: Done | None, now: datetime) -> Action:
+    """What ``body`` needs at ``now``, given the last run this process finished for it.
 
     Pure: the whole scheduling policy of one resource, unit-tested without a cluster.
     """
@@ -63,15 +115,36 @@ def decide(body: Mapping[str, Any], watch: Watch, *, done_generation: int | None
             return Action("finalize", trigger="finalize")
         return Action("none")
     generation = int(metadata.get("generation") or 0)
-    if generation in (state.get("observedGeneration"), done_generation):
+    last_run = state.get("lastRun") or {}
+    if generation != state.get("observedGeneration") and (
+        done is None or done.generation != generation
+    ):
+        if state.get("currentRun"):
+            trigger: Trigger = "resume"
+        elif state.get("observedGeneration") is None and not last_run:
+            trigger = "create"
+        else:
+            trigger = "update"
+        return Action("run", generation=generation, trigger=trigger)
+
+    # This generation ran. What else can ask for a run: annotations, the period.
+    mine = done if done is not None and done.generation == generation else None
+    if watch.watch_annotations_changes:
+        recorded = mine.annotations if mine else last_run.get("annotations")
+        if recorded is not None and recorded != annotations_digest(metadata):
+            return Action("run", generation=generation, trigger="annotation")
+    period = reconcile_period(metadata, watch)
+    if period is None:
         return Action("none")
-    if state.get("currentRun"):
-        trigger: Trigger = "resume"
-    elif state.get("observedGeneration") is None and not state.get("lastRun"):
-        trigger = "create"
-    else:
-        trigger = "update"
-    return Action("run", generation=generation, trigger=trigger)
+    finished = [t for t in (_parse_time(last_run.get("finishedAt")),) if t is not None]
+    if mine is not None:
+        finished.append(mine.finished_at)
+    if not finished:
+        return Action("none")
+    due = max(finished) + timedelta(seconds=period)
+    if now >= due:
+        return Action("run", generation=generation, trigger="periodic")
+    return Action("none", wake_at=due)
 
 
 class EventPoster(Protocol):
@@ -104,7 +177,8 @@ class _Resource:
     worker: asyncio.Task[None] | None = None
     run: asyncio.Task[RunResult] | None = None
     running_generation: int | None = None
-    done_generation: int | None = None
+    done: Done | None = None
+    wake: asyncio.TimerHandle | None = None
     finalize_failures: int = 0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -151,8 +225,11 @@ class Controller:
             return
         if event_type == "DELETED":
             gone = self._resources.pop(uid, None)
-            if gone is not None and gone.worker is not None:
-                gone.worker.cancel()
+            if gone is not None:
+                if gone.wake is not None:
+                    gone.wake.cancel()
+                if gone.worker is not None:
+                    gone.worker.cancel()
             return
         res = self._resources.get(uid)
         if res is None:
@@ -184,12 +261,32 @@ class Controller:
             logger.info("%s: canceling the run of generation %s", res.key, res.running_generation)
             res.run.cancel()
 
+    def _wake_at(self, res: _Resource, when: datetime | None) -> None:
+        """Look at ``res`` again at ``when`` (a periodic run falls due)."""
+        if res.wake is not None:
+            res.wake.cancel()
+            res.wake = None
+        if when is None or self._closing:
+            return
+        delay = max(0.0, (when - self._clock()).total_seconds())
+        res.wake = asyncio.get_running_loop().call_later(delay, self._poke, res)
+
+    def _poke(self, res: _Resource) -> None:
+        res.wake = None
+        if self._closing or self._resources.get(_uid(res.body)) is not res:
+            return
+        if res.worker is None or res.worker.done():
+            res.worker = asyncio.create_task(self._work(res), name=f"reconcile {res.key}")
+
     async def shutdown(self) -> None:
         """Cancel every worker and wait for their runs to stop (no process is left behind).
 
         Interrupted runs keep ``status.currentRun``, so the next start re-runs them.
         """
         self._closing = True
+        for res in self._resources.values():
+            if res.wake is not None:
+                res.wake.cancel()
         workers = [r.worker for r in self._resources.values() if r.worker is not None]
         for worker in workers:
             worker.cancel()
@@ -206,8 +303,9 @@ class Controller:
     async def _work(self, res: _Resource) -> None:
         delay = self._settings.retry.initial
         while True:
-            action = decide(res.body, res.watch, done_generation=res.done_generation)
+            action = decide(res.body, res.watch, done=res.done, now=self._clock())
             if action.kind == "none":
+                self._wake_at(res, action.wake_at)
                 return  # NB: no await between decide() and return, see observe()
             try:
                 if action.kind == "finalize":
@@ -305,7 +403,7 @@ class Controller:
             )
         async with self._slots:
             # The body may have moved on while we waited for a slot: decide again.
-            action = decide(res.body, watch, done_generation=res.done_generation)
+            action = decide(res.body, watch, done=res.done, now=self._clock())
             if action.kind != "run":
                 return
             run_id = uuid.uuid4().hex[:12]
@@ -320,7 +418,7 @@ class Controller:
                     project_dir=self._settings.watches_file.parent,
                 )
             except PermanentError as exc:
-                res.done_generation = action.generation
+                res.done = Done(action.generation, self._clock(), _digest(res.body, watch))
                 self._event(res, "Warning", exc.reason, str(exc))
                 await self._patch(
                     res,
@@ -329,6 +427,7 @@ class Controller:
                     ),
                 )
                 return
+            digest = _digest(res.body, watch)  # the annotations this run sees
             await self._patch(
                 res,
                 status.started_patch(
@@ -355,8 +454,8 @@ class Controller:
             )
             result = await self._execute(res, spec, action.generation)
         if result.status != "canceled":
-            res.done_generation = action.generation
-        await self._report(res, result, action.generation, action.trigger, started)
+            res.done = Done(action.generation, self._clock(), digest)
+        await self._report(res, result, action.generation, action.trigger, started, digest)
 
     async def _execute(self, res: _Resource, spec: Any, generation: int) -> RunResult:
         """Run ``spec``; a cancel of the run alone (preemption) yields a canceled result, a
@@ -398,6 +497,7 @@ class Controller:
         generation: int,
         trigger: Trigger,
         started: datetime,
+        digest: str | None,
     ) -> None:
         summary = results.summarize(result)
         logger.info("%s: run %s %s", res.key, result.run_id, summary)
@@ -469,6 +569,16 @@ class Controller:
         )
         await self._release_finalizer(res)
         return True
+
+
+def _digest(body: Mapping[str, Any], watch: Watch) -> str | None:
+    if not watch.watch_annotations_changes:
+        return None
+    return annotations_digest(body.get("metadata") or {})
+
+
+def _uid(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("uid", ""))
 
 
 def _rv(body: Mapping[str, Any]) -> int:

@@ -221,10 +221,12 @@ def finished_patch(
     started_at: datetime,
     now: datetime,
     manage_status: bool = True,
+    bookkeeping: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``result.run_id`` of ``generation`` ended: lastRun, observedGeneration (unless it was
     canceled), conditions (Ready by the outcome, Reconciling False, Stalled when retrying cannot
-    help) and, after a success, outputs."""
+    help) and, after a success, outputs. ``bookkeeping``: more keys for ``lastRun`` that the
+    scheduler reads back (kept with manage_status False too)."""
     last_run: dict[str, Any] = {
         "id": result.run_id,
         "generation": generation,
@@ -232,6 +234,7 @@ def finished_patch(
         "startedAt": rfc3339(started_at),
         "finishedAt": rfc3339(now),
         "result": result.status,
+        **(bookkeeping or {}),
     }
     patch: dict[str, Any] = {"currentRun": None}
     if result.status != "canceled":

@@ -324,3 +324,31 @@ def test_bad_watches_file_exits_2_naming_file_entry_and_key(
     assert str(path) in proc.stderr
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_reconcile_period_runs_again_without_a_change(bridge: Bridge) -> None:
+    bridge.start([probe_watch(reconcilePeriod="2s")])
+    bridge.create("p", {"message": "m"})
+    bridge.wait_ready("p")
+
+    def periodic() -> bool:
+        obj = bridge.get("p") or {}
+        return (obj.get("status") or {}).get("lastRun", {}).get("trigger") == "periodic"
+
+    wait_for("a periodic run", periodic, timeout=60)
+    assert len(bridge.runs("p")) >= 2
+
+
+def test_watched_annotation_change_runs_again(bridge: Bridge) -> None:
+    bridge.start([probe_watch(watchAnnotationsChanges=True)])
+    bridge.create("p", {"message": "m"})
+    bridge.wait_ready("p")
+    bridge.patch("p", {"metadata": {"annotations": {"example.com/rotate": "1"}}})
+
+    def annotation_run() -> bool:
+        obj = bridge.get("p") or {}
+        last = (obj.get("status") or {}).get("lastRun", {})
+        return last.get("trigger") == "annotation" and last.get("result") == "successful"
+
+    wait_for("a run for the annotation change", annotation_run)
+    assert len(bridge.runs("p")) == 2
