@@ -24,8 +24,9 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -167,6 +168,32 @@ class StatusWriter(Protocol):
     ) -> dict[str, Any] | None: ...
 
 
+class RunObserver(Protocol):
+    """Told about runs as they happen (metrics); every method must return at once."""
+
+    def queued(self, watch: Watch) -> None: ...
+
+    def dequeued(self, watch: Watch) -> None: ...
+
+    def started(self, watch: Watch, run_id: str) -> None: ...
+
+    def finished(self, watch: Watch, result: RunResult, seconds: float) -> None: ...
+
+
+class _NoObserver:
+    def queued(self, watch: Watch) -> None:
+        pass
+
+    def dequeued(self, watch: Watch) -> None:
+        pass
+
+    def started(self, watch: Watch, run_id: str) -> None:
+        pass
+
+    def finished(self, watch: Watch, result: RunResult, seconds: float) -> None:
+        pass
+
+
 @dataclass
 class _Resource:
     """The controller's mutable record of one object (owned by the event loop)."""
@@ -202,8 +229,10 @@ class Controller:
         kube: StatusWriter,
         post_event: EventPoster,
         *,
+        observer: RunObserver | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
+        self._observer: RunObserver = observer or _NoObserver()
         self._settings = settings
         self._executor = executor
         self._kube = kube
@@ -401,7 +430,7 @@ class Controller:
                     manage_status=manage,
                 ),
             )
-        async with self._slots:
+        async with self._slot(watch):
             # The body may have moved on while we waited for a slot: decide again.
             action = decide(res.body, watch, done=res.done, now=self._clock())
             if action.kind != "run":
@@ -457,6 +486,19 @@ class Controller:
             res.done = Done(action.generation, self._clock(), digest)
         await self._report(res, result, action.generation, action.trigger, started, digest)
 
+    @contextlib.asynccontextmanager
+    async def _slot(self, watch: Watch) -> AsyncIterator[None]:
+        """Hold one of the global run slots (queued until one is free)."""
+        self._observer.queued(watch)
+        try:
+            await self._slots.acquire()
+        finally:
+            self._observer.dequeued(watch)
+        try:
+            yield
+        finally:
+            self._slots.release()
+
     async def _execute(self, res: _Resource, spec: Any, generation: int) -> RunResult:
         """Run ``spec``; a cancel of the run alone (preemption) yields a canceled result, a
         cancel of the worker (shutdown) stops the run and propagates."""
@@ -474,6 +516,8 @@ class Controller:
 
         run = asyncio.create_task(self._executor.run(spec, on_event), name=f"run {spec.run_id}")
         res.run, res.running_generation = run, generation
+        self._observer.started(res.watch, spec.run_id)
+        began = time.monotonic()
         try:
             await asyncio.wait([run])
         except asyncio.CancelledError:
@@ -483,12 +527,16 @@ class Controller:
         finally:
             res.run, res.running_generation = None, None
         if run.cancelled():
-            return RunResult(run_id=spec.run_id, status="canceled", message="the run was canceled")
-        exc = run.exception()
-        if exc is not None:
+            result = RunResult(
+                run_id=spec.run_id, status="canceled", message="the run was canceled"
+            )
+        elif (exc := run.exception()) is not None:
             logger.error("%s: run %s could not run: %r", res.key, spec.run_id, exc)
-            return RunResult(run_id=spec.run_id, status="error", message=str(exc))
-        return run.result()
+            result = RunResult(run_id=spec.run_id, status="error", message=str(exc))
+        else:
+            result = run.result()
+        self._observer.finished(res.watch, result, time.monotonic() - began)
+        return result
 
     async def _report(
         self,
@@ -527,7 +575,7 @@ class Controller:
 
     async def _finalize(self, res: _Resource) -> bool:
         """Run the finalizer's automation; release the finalizer if it succeeded."""
-        async with self._slots:
+        async with self._slot(res.watch):
             run_id = uuid.uuid4().hex[:12]
             started = self._clock()
             generation = int((res.body.get("metadata") or {}).get("generation") or 0)
