@@ -41,7 +41,10 @@ from bridge.watches import parse_duration
 
 logger = logging.getLogger("bridge.reconcile")
 
-ActionKind = Literal["none", "run", "finalize"]
+ActionKind = Literal["none", "run", "finalize", "suspend"]
+
+#: Any new value of this annotation asks for one more run (e.g. a timestamp).
+REQUEST_ANNOTATION = "ansible-bridge.io/run-requested"
 
 #: Per-resource reconcile period annotations: ours, and the Operator SDK's.
 PERIOD_ANNOTATIONS = (
@@ -69,6 +72,12 @@ class Done:
     generation: int
     finished_at: datetime
     annotations: str | None = None
+    requested: str | None = None
+
+
+def is_suspended(metadata: Mapping[str, Any]) -> bool:
+    value = (metadata.get("annotations") or {}).get(status.SUSPEND_ANNOTATION, "")
+    return str(value).strip().lower() == "true"
 
 
 def annotations_digest(metadata: Mapping[str, Any]) -> str:
@@ -115,6 +124,8 @@ def decide(body: Mapping[str, Any], watch: Watch, *, done: Done | None, now: dat
         ):
             return Action("finalize", trigger="finalize")
         return Action("none")
+    if is_suspended(metadata):
+        return Action("suspend")
     generation = int(metadata.get("generation") or 0)
     last_run = state.get("lastRun") or {}
     if generation != state.get("observedGeneration") and (
@@ -128,8 +139,13 @@ def decide(body: Mapping[str, Any], watch: Watch, *, done: Done | None, now: dat
             trigger = "update"
         return Action("run", generation=generation, trigger=trigger)
 
-    # This generation ran. What else can ask for a run: annotations, the period.
+    # This generation ran. What else can ask for a run: a request, annotations, the period.
     mine = done if done is not None and done.generation == generation else None
+    requested = (metadata.get("annotations") or {}).get(REQUEST_ANNOTATION)
+    if requested is not None:
+        recorded = mine.requested if mine else last_run.get("runRequested")
+        if str(requested) != recorded:
+            return Action("run", generation=generation, trigger="requested")
     if watch.watch_annotations_changes:
         recorded = mine.annotations if mine else last_run.get("annotations")
         if recorded is not None and recorded != annotations_digest(metadata):
@@ -284,8 +300,10 @@ class Controller:
             return
         metadata = res.body.get("metadata") or {}
         generation = int(metadata.get("generation") or 0)
-        if metadata.get("deletionTimestamp") or (
-            res.running_generation is not None and generation > res.running_generation
+        if (
+            metadata.get("deletionTimestamp")
+            or is_suspended(metadata)
+            or (res.running_generation is not None and generation > res.running_generation)
         ):
             logger.info("%s: canceling the run of generation %s", res.key, res.running_generation)
             res.run.cancel()
@@ -336,6 +354,13 @@ class Controller:
             if action.kind == "none":
                 self._wake_at(res, action.wake_at)
                 return  # NB: no await between decide() and return, see observe()
+            if action.kind == "suspend":
+                self._wake_at(res, None)
+                await self._note_suspension(res, True)
+                if decide(res.body, res.watch, done=res.done, now=self._clock()).kind == "suspend":
+                    return
+                continue
+            await self._note_suspension(res, False)
             try:
                 if action.kind == "finalize":
                     if await self._finalize(res):
@@ -350,6 +375,16 @@ class Controller:
                 if not isinstance(exc, ConflictError):
                     delay = min(delay * 2, self._settings.retry.maximum)
                 await self._refresh(res)
+
+    async def _note_suspension(self, res: _Resource, suspended: bool) -> None:
+        if not res.watch.manage_status:
+            return
+        generation = int((res.body.get("metadata") or {}).get("generation") or 0)
+        patch = status.suspended_patch(res.status, suspended, generation, self._clock())
+        if patch:
+            await self._patch(res, patch)
+            if suspended:
+                self._event(res, "Normal", "Suspended", "runs are suspended")
 
     async def _refresh(self, res: _Resource) -> None:
         with contextlib.suppress(TemporaryError, PermanentError):
@@ -457,6 +492,9 @@ class Controller:
                 )
                 return
             digest = _digest(res.body, watch)  # the annotations this run sees
+            annotations = (res.body.get("metadata") or {}).get("annotations") or {}
+            requested = annotations.get(REQUEST_ANNOTATION)
+            requested = None if requested is None else str(requested)
             await self._patch(
                 res,
                 status.started_patch(
@@ -482,9 +520,14 @@ class Controller:
                 f"run {run_id} of generation {action.generation} started ({action.trigger})",
             )
             result = await self._execute(res, spec, action.generation)
+        bookkeeping: dict[str, Any] = {}
+        if digest is not None:
+            bookkeeping["annotations"] = digest
+        if requested is not None:
+            bookkeeping["runRequested"] = requested
         if result.status != "canceled":
-            res.done = Done(action.generation, self._clock(), digest)
-        await self._report(res, result, action.generation, action.trigger, started, digest)
+            res.done = Done(action.generation, self._clock(), digest, requested)
+        await self._report(res, result, action.generation, action.trigger, started, bookkeeping)
 
     @contextlib.asynccontextmanager
     async def _slot(self, watch: Watch) -> AsyncIterator[None]:
@@ -545,7 +588,7 @@ class Controller:
         generation: int,
         trigger: Trigger,
         started: datetime,
-        digest: str | None,
+        bookkeeping: Mapping[str, Any],
     ) -> None:
         summary = results.summarize(result)
         logger.info("%s: run %s %s", res.key, result.run_id, summary)

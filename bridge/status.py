@@ -46,6 +46,8 @@ The layout (after a run of generation 3 that failed on one of two hosts)::
         failedTasks:                 # at most MAX_FAILED_TASKS
           - {host: web1, play: Install, task: Install package, message: "non-zero return ..."}
       outputs: {url: "http://..."}   # set_stats data of the last *successful* run
+      runs:                          # the last few runs, newest first (id, generation, trigger,
+        - {id: 7f3a..., result: failed, ...}  # startedAt, finishedAt, result, changed)
 
 A canceled run does not set ``observedGeneration``: its generation was not handled, and is
 run again when the bridge resumes (kstatus keeps saying InProgress until then).
@@ -85,6 +87,10 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
+SUSPENDED = "Suspended"
+
+#: The annotation that suspends a resource's runs (all but the finalizer's) when "true".
+SUSPEND_ANNOTATION = "ansible-bridge.io/suspend"
 
 #: At most this many failed tasks are kept in ``status.lastRun.failedTasks``.
 MAX_FAILED_TASKS = 10
@@ -222,6 +228,7 @@ def finished_patch(
     now: datetime,
     manage_status: bool = True,
     bookkeeping: Mapping[str, Any] | None = None,
+    keep_runs: int = 5,
 ) -> dict[str, Any]:
     """Run ``result.run_id`` of ``generation`` ended: lastRun, observedGeneration (unless it was
     canceled), conditions (Ready by the outcome, Reconciling False, Stalled when retrying cannot
@@ -260,8 +267,36 @@ def finished_patch(
         patch["conditions"] = merge_conditions(_conditions(existing_status), updates, now)
         if result.succeeded:
             patch["outputs"] = _replace(_get(existing_status, "outputs"), result.outputs)
+        summary = {
+            k: last_run[k]
+            for k in ("id", "generation", "trigger", "startedAt", "finishedAt", "result", "changed")
+        }
+        previous = [r for r in _get(existing_status, "runs") or [] if isinstance(r, Mapping)]
+        patch["runs"] = [summary, *(_plain(r) for r in previous)][:keep_runs]
     patch["lastRun"] = _replace(_get(existing_status, "lastRun"), last_run)
     return patch
+
+
+def suspended_patch(
+    existing_status: Mapping[str, Any] | None, suspended: bool, generation: int, now: datetime
+) -> dict[str, Any]:
+    """The ``Suspended`` condition after the suspend annotation was set (True) or removed."""
+    existing = _conditions(existing_status)
+    current = next((c for c in existing if c.get("type") == SUSPENDED), None)
+    if suspended:
+        message = f"runs are suspended by the annotation {SUSPEND_ANNOTATION}"
+        update = condition(SUSPENDED, "True", "Suspended", message, generation, now)
+    elif current is None:
+        return {}
+    else:
+        update = condition(SUSPENDED, "False", "Resumed", "runs are not suspended", generation, now)
+    if (
+        current is not None
+        and current.get("status") == update["status"]
+        and current.get("observedGeneration") == generation
+    ):
+        return {}
+    return {"conditions": merge_conditions(existing, [update], now)}
 
 
 def error_patch(

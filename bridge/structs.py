@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict
 RunStatus = Literal["successful", "failed", "canceled", "timeout", "error"]
 
 #: What caused a run.
-Trigger = Literal["create", "update", "resume", "finalize", "annotation", "periodic"]
+Trigger = Literal["create", "update", "resume", "finalize", "annotation", "periodic", "requested"]
 
 
 @dataclass(frozen=True)

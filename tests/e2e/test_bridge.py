@@ -352,3 +352,57 @@ def test_watched_annotation_change_runs_again(bridge: Bridge) -> None:
 
     wait_for("a run for the annotation change", annotation_run)
     assert len(bridge.runs("p")) == 2
+
+
+def test_timeout_stops_the_run_and_leaves_no_process(bridge: Bridge) -> None:
+    bridge.start([probe_watch(timeout="3s")])
+    bridge.create("slow", {"message": "m", "hold": True})
+
+    obj = bridge.wait_ready("slow", status="False")
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "Timeout"
+    assert obj["status"]["lastRun"]["result"] == "timeout"
+    assert ansible_processes(bridge) == []
+
+
+def test_run_requested_annotation_runs_once_per_new_value(bridge: Bridge) -> None:
+    bridge.start([probe_watch()])
+    bridge.create("p", {"message": "m"})
+    bridge.wait_ready("p")
+    bridge.patch("p", {"metadata": {"annotations": {"ansible-bridge.io/run-requested": "t1"}}})
+
+    def requested() -> bool:
+        last = ((bridge.get("p") or {}).get("status") or {}).get("lastRun", {})
+        return last.get("trigger") == "requested" and last.get("result") == "successful"
+
+    wait_for("the requested run", requested)
+    # The same value again is no new request: a spec change shows what ran since.
+    bridge.patch("p", {"metadata": {"annotations": {"ansible-bridge.io/run-requested": "t1"}}})
+    bridge.patch_spec("p", {"message": "n"})
+    obj = bridge.wait_ready("p", generation=2)
+    assert len(bridge.runs("p")) == 3
+    assert [r["trigger"] for r in obj["status"]["runs"]] == ["update", "requested", "create"]
+
+
+def test_suspend_holds_runs_until_removed(bridge: Bridge) -> None:
+    bridge.start([probe_watch()])
+    bridge.create("p", {"message": "m"})
+    bridge.wait_ready("p")
+    bridge.patch("p", {"metadata": {"annotations": {"ansible-bridge.io/suspend": "true"}}})
+    wait_for(
+        "Suspended=True",
+        lambda: (bridge.condition("p", "Suspended") or {}).get("status") == "True",
+    )
+    bridge.patch_spec("p", {"message": "while suspended"})
+    # The operator has seen generation 2 (and held it) once the condition says so.
+    wait_for(
+        "Suspended for generation 2",
+        lambda: (bridge.condition("p", "Suspended") or {}).get("observedGeneration") == 2,
+    )
+    assert len(bridge.runs("p")) == 1
+    # Resume: the held generation runs exactly once.
+    bridge.patch("p", {"metadata": {"annotations": {"ansible-bridge.io/suspend": None}}})
+    obj = bridge.wait_ready("p", generation=2)
+    assert (bridge.condition("p", "Suspended") or {}).get("status") == "False"
+    assert len(bridge.runs("p")) == 2
+    assert obj["status"]["outputs"]["message"] == "while suspended"

@@ -113,3 +113,23 @@ def test_period_annotation_overrides_the_watch() -> None:
         == 3600.0
     )
     assert reconcile_period({}, WATCH) is None
+
+
+def test_a_new_run_request_value_runs_once() -> None:
+    status = {"observedGeneration": 1, "lastRun": {"generation": 1, "runRequested": "t1"}}
+    same = body(1, status, annotations={"ansible-bridge.io/run-requested": "t1"})
+    assert decide(same, WATCH, done=None, now=NOW).kind == "none"
+    new = body(1, status, annotations={"ansible-bridge.io/run-requested": "t2"})
+    action = decide(new, WATCH, done=None, now=NOW)
+    assert (action.kind, action.trigger) == ("run", "requested")
+    done = Done(generation=1, finished_at=NOW, requested="t2")
+    assert decide(new, WATCH, done=done, now=NOW).kind == "none"
+
+
+def test_suspend_holds_runs_but_not_the_finalizer() -> None:
+    suspended = {"ansible-bridge.io/suspend": "true"}
+    assert decide(body(1, annotations=suspended), WATCH, done=None, now=NOW).kind == "suspend"
+    deleting = body(1, annotations=suspended, deletionTimestamp="x", finalizers=["a.io/fin"])
+    assert decide(deleting, FIN, done=None, now=NOW).kind == "finalize"
+    not_true = body(1, annotations={"ansible-bridge.io/suspend": "false"})
+    assert decide(not_true, WATCH, done=None, now=NOW).kind == "run"
