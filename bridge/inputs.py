@@ -76,21 +76,29 @@ def _is_ansible_setting(name: Any) -> bool:
 
 
 def build_extravars(
-    body: Mapping[str, Any], watch: Watch, *, finalizing: bool = False
+    body: Mapping[str, Any],
+    watch: Watch,
+    *,
+    finalizing: bool = False,
+    spec: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The extra vars for a run on the Kubernetes object ``body`` (see the module docstring).
 
-    ``finalizing``: the run is the finalizer's, so the finalizer's vars apply too. The result
-    shares nothing with ``body`` or ``watch``.
+    ``finalizing``: the run is the finalizer's, so the finalizer's vars apply too. ``spec``: the
+    spec to take the parameters from, when not the body's own (Secret references resolved). The
+    result shares nothing with ``body`` or ``watch``.
     """
     raw_spec = body.get("spec")
-    spec: Mapping[str, Any] = raw_spec if isinstance(raw_spec, Mapping) else {}
+    original: Mapping[str, Any] = raw_spec if isinstance(raw_spec, Mapping) else {}
     raw_metadata = body.get("metadata")
     metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, Mapping) else {}
     # The resource's content; the names of the variables holding it are the bridge's.
     data = _mark_unsafe if watch.mark_unsafe else _plain
 
-    parameters: dict[str, Any] = snake_keys(spec) if watch.snake_case_parameters else dict(spec)
+    # ``spec``: the spec with Secret references resolved (bridge.secrets); the object variables
+    # below keep the references, never the values.
+    values: Mapping[str, Any] = original if spec is None else spec
+    parameters: dict[str, Any] = snake_keys(values) if watch.snake_case_parameters else dict(values)
     if watch.mark_unsafe:
         parameters = {
             key: value for key, value in parameters.items() if not _is_ansible_setting(key)
@@ -102,7 +110,7 @@ def build_extravars(
     }
     object_key = object_var_name(watch.group, watch.kind)
     extravars[object_key] = data(body)
-    extravars[f"{object_key}_spec"] = data(spec)
+    extravars[f"{object_key}_spec"] = data(original)
 
     # As in the SDK, the watch's vars come after the spec: the operator's author has the last
     # word over a resource's values (and over ansible_operator_meta). They are trusted.
@@ -201,6 +209,8 @@ def run_spec(
     artifacts_root: Path,
     project_dir: Path,
     finalizing: bool = False,
+    spec: Mapping[str, Any] | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> RunSpec:
     """Everything an executor needs to run ``watch``'s automation for ``body``.
 
@@ -232,7 +242,8 @@ def run_spec(
         role=role,
         hosts="all" if watch.inventory is not None else "localhost",
         gather_facts=watch.gather_facts,
-        extravars=build_extravars(body, watch, finalizing=finalizing),
+        extravars=build_extravars(body, watch, finalizing=finalizing, spec=spec),
+        secrets=secrets,
         inventory=watch.inventory,
         artifact_dir=resource_dir(artifacts_root, watch, ref) / "artifacts",
         max_artifacts=watch.max_runner_artifacts,

@@ -131,6 +131,20 @@ class Kube:
                 return None
             raise _translate(what, exc) from exc
 
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The ``data`` of Secret ``namespace/name`` (base64 values), or None if it is absent."""
+        from kubernetes import client as k8s
+
+        core = k8s.CoreV1Api(self._client)
+
+        def read() -> Any:
+            return core.read_namespaced_secret(name, namespace)
+
+        secret = await self._call(f"Secret {namespace}/{name}", read)
+        if secret is None:
+            return None
+        return dict(secret.data or {})
+
     async def plural(self, group: str, version: str, kind: str) -> str | None:
         """The plural name of ``kind`` in ``group/version`` by discovery; None if not served."""
 

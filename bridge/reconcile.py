@@ -31,17 +31,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from bridge import inputs, results, status
+from bridge import inputs, results, secrets, status
 from bridge.errors import ConflictError, PermanentError, TemporaryError
 from bridge.executors import Executor
 from bridge.kube import ObjectKey
 from bridge.settings import OperatorSettings
-from bridge.structs import RunnerEvent, RunResult, Trigger, Watch
+from bridge.structs import RunnerEvent, RunResult, RunSpec, Trigger, Watch
 from bridge.watches import parse_duration
 
 logger = logging.getLogger("bridge.reconcile")
 
 ActionKind = Literal["none", "run", "finalize", "suspend"]
+
+#: Run outcomes retried with back-off (a permanent error is not; canceled is not an outcome).
+RETRIED_RESULTS = frozenset({"failed", "error", "timeout"})
+#: Permanent errors that wait for something to appear (a Secret): retried with back-off too.
+WAITING_REASONS = frozenset({"SecretNotFound", "SecretKeyNotFound"})
 
 #: Any new value of this annotation asks for one more run (e.g. a timestamp).
 REQUEST_ANNOTATION = "ansible-bridge.io/run-requested"
@@ -73,6 +78,9 @@ class Done:
     finished_at: datetime
     annotations: str | None = None
     requested: str | None = None
+    #: Retries so far of this generation, and when the next one falls due (None: no more).
+    attempt: int = 0
+    retry_at: datetime | None = None
 
 
 def is_suspended(metadata: Mapping[str, Any]) -> bool:
@@ -150,18 +158,18 @@ def decide(body: Mapping[str, Any], watch: Watch, *, done: Done | None, now: dat
         recorded = mine.annotations if mine else last_run.get("annotations")
         if recorded is not None and recorded != annotations_digest(metadata):
             return Action("run", generation=generation, trigger="annotation")
+    retry_at = mine.retry_at if mine is not None else None
+    if retry_at is not None and now >= retry_at:
+        return Action("run", generation=generation, trigger="retry")
     period = reconcile_period(metadata, watch)
-    if period is None:
-        return Action("none")
     finished = [t for t in (_parse_time(last_run.get("finishedAt")),) if t is not None]
     if mine is not None:
         finished.append(mine.finished_at)
-    if not finished:
-        return Action("none")
-    due = max(finished) + timedelta(seconds=period)
-    if now >= due:
+    due = max(finished) + timedelta(seconds=period) if period is not None and finished else None
+    if due is not None and now >= due:
         return Action("run", generation=generation, trigger="periodic")
-    return Action("none", wake_at=due)
+    wakes = [t for t in (due, retry_at) if t is not None]
+    return Action("none", wake_at=min(wakes) if wakes else None)
 
 
 class EventPoster(Protocol):
@@ -178,6 +186,8 @@ class StatusWriter(Protocol):
     ) -> dict[str, Any] | None: ...
 
     async def get(self, key: ObjectKey) -> dict[str, Any] | None: ...
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None: ...
 
     async def set_finalizers(
         self, key: ObjectKey, finalizers: list[str], resource_version: str
@@ -473,16 +483,15 @@ class Controller:
             run_id = uuid.uuid4().hex[:12]
             started = self._clock()
             try:
-                spec = inputs.run_spec(
-                    res.body,
-                    watch,
-                    run_id=run_id,
-                    trigger=action.trigger,
-                    artifacts_root=self._settings.runner.artifacts_dir,
-                    project_dir=self._settings.watches_file.parent,
-                )
+                spec = await self._spec(res, run_id, action.trigger)
             except PermanentError as exc:
-                res.done = Done(action.generation, self._clock(), _digest(res.body, watch))
+                res.done = self._done(
+                    res,
+                    action,
+                    _digest(res.body, watch),
+                    None,
+                    retry=exc.reason in WAITING_REASONS,
+                )
                 self._event(res, "Warning", exc.reason, str(exc))
                 await self._patch(
                     res,
@@ -526,8 +535,50 @@ class Controller:
         if requested is not None:
             bookkeeping["runRequested"] = requested
         if result.status != "canceled":
-            res.done = Done(action.generation, self._clock(), digest, requested)
+            res.done = self._done(
+                res, action, digest, requested, retry=result.status in RETRIED_RESULTS
+            )
         await self._report(res, result, action.generation, action.trigger, started, bookkeeping)
+
+    async def _spec(
+        self, res: _Resource, run_id: str, trigger: Trigger, *, finalizing: bool = False
+    ) -> RunSpec:
+        """The run's inputs from the newest body, with Secret references resolved."""
+        raw = res.body.get("spec")
+        resolved, values = await secrets.resolve(
+            raw if isinstance(raw, Mapping) else {}, res.key.namespace, self._kube.secret_data
+        )
+        return inputs.run_spec(
+            res.body,
+            res.watch,
+            run_id=run_id,
+            trigger=trigger,
+            artifacts_root=self._settings.runner.artifacts_dir,
+            project_dir=self._settings.watches_file.parent,
+            finalizing=finalizing,
+            spec=resolved if values else None,
+            secrets=values,
+        )
+
+    def _done(
+        self,
+        res: _Resource,
+        action: Action,
+        digest: str | None,
+        requested: str | None,
+        *,
+        retry: bool,
+    ) -> Done:
+        """What a finished run leaves behind, with the next retry when one is due."""
+        now = self._clock()
+        previous = res.done if action.trigger == "retry" and res.done is not None else None
+        attempt = previous.attempt + 1 if previous is not None else 0
+        policy = self._settings.retry
+        retry_at = None
+        if retry and attempt < policy.run_limit:
+            delay = min(policy.run_backoff * 2**attempt, policy.maximum)
+            retry_at = now + timedelta(seconds=delay)
+        return Done(action.generation, now, digest, requested, attempt, retry_at)
 
     @contextlib.asynccontextmanager
     async def _slot(self, watch: Watch) -> AsyncIterator[None]:
@@ -542,7 +593,7 @@ class Controller:
         finally:
             self._slots.release()
 
-    async def _execute(self, res: _Resource, spec: Any, generation: int) -> RunResult:
+    async def _execute(self, res: _Resource, spec: RunSpec, generation: int) -> RunResult:
         """Run ``spec``; a cancel of the run alone (preemption) yields a canceled result, a
         cancel of the worker (shutdown) stops the run and propagates."""
 
@@ -578,6 +629,7 @@ class Controller:
             result = RunResult(run_id=spec.run_id, status="error", message=str(exc))
         else:
             result = run.result()
+        result = secrets.redact_result(result, spec.secrets)
         self._observer.finished(res.watch, result, time.monotonic() - began)
         return result
 
@@ -623,15 +675,7 @@ class Controller:
             started = self._clock()
             generation = int((res.body.get("metadata") or {}).get("generation") or 0)
             try:
-                spec = inputs.run_spec(
-                    res.body,
-                    res.watch,
-                    run_id=run_id,
-                    trigger="finalize",
-                    artifacts_root=self._settings.runner.artifacts_dir,
-                    project_dir=self._settings.watches_file.parent,
-                    finalizing=True,
-                )
+                spec = await self._spec(res, run_id, "finalize", finalizing=True)
             except PermanentError as exc:
                 self._event(res, "Warning", exc.reason, str(exc))
                 raise TemporaryError(str(exc)) from exc

@@ -58,6 +58,20 @@ class RetrySettings:
     initial: float = 2.0
     #: Longest delay in seconds.
     maximum: float = 300.0
+    #: How often a failed run (failed, error, timeout) of one generation is retried.
+    run_limit: int = 3
+    #: First delay in seconds before retrying a failed run; doubled after each retry.
+    run_backoff: float = 10.0
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The operator's HTTP server: metrics, health and readiness probes, run logs."""
+
+    #: Address to listen on.
+    host: str = "0.0.0.0"
+    #: Port to listen on; 0 picks a free one (logged at start-up).
+    port: int = 8080
 
 
 @dataclass(frozen=True)
@@ -69,6 +83,7 @@ class OperatorSettings:
     runner: RunnerSettings = field(default_factory=RunnerSettings)
     scope: ScopeSettings = field(default_factory=ScopeSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     #: The kubeconfig to use; None: $KUBECONFIG, ~/.kube/config or the in-cluster account.
     kubeconfig: Path | None = None
     #: Log level name for the operator's own loggers.

@@ -15,7 +15,9 @@ from typing import Any, Literal, TypedDict
 RunStatus = Literal["successful", "failed", "canceled", "timeout", "error"]
 
 #: What caused a run.
-Trigger = Literal["create", "update", "resume", "finalize", "annotation", "periodic", "requested"]
+Trigger = Literal[
+    "create", "update", "resume", "finalize", "annotation", "periodic", "requested", "retry"
+]
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class RunSpec:
     role: Path | None = None
     hosts: str = "localhost"
     gather_facts: bool = False
+    #: Values resolved from Secrets: redacted from artifacts (never printed: repr=False).
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from bridge import proctree
+from bridge import proctree, secrets
 from bridge.executors import EventCallback
 from bridge.inputs import dump_extravars
 from bridge.results import ResultBuilder
@@ -138,6 +138,7 @@ class LocalExecutor:
             return "error", None, f"ansible-runner failed: {exc}"
         finally:
             shutil.rmtree(private, ignore_errors=True)
+            secrets.scrub_tree(spec.artifact_dir / spec.run_id, spec.secrets)
         status = _STATUSES.get(str(runner.status), "error")
         message = ""
         if status == "failed" and runner.rc not in (0, 2, 4):

@@ -406,3 +406,47 @@ def test_suspend_holds_runs_until_removed(bridge: Bridge) -> None:
     assert (bridge.condition("p", "Suspended") or {}).get("status") == "False"
     assert len(bridge.runs("p")) == 2
     assert obj["status"]["outputs"]["message"] == "while suspended"
+
+
+def test_secret_reference_reaches_the_playbook_and_nowhere_else(bridge: Bridge) -> None:
+    value = "s3cr3t-" + os.urandom(6).hex()
+    bridge.core.create_namespaced_secret(
+        bridge.namespace,
+        {"metadata": {"name": "creds"}, "stringData": {"token": value}},
+    )
+    bridge.start([probe_watch()])
+    ref = {"secretKeyRef": {"name": "creds", "key": "token"}}
+    bridge.create("ok", {"messageFrom": ref})
+    bridge.create("bad", {"messageFrom": ref, "failTask": True})
+    ok = bridge.wait_ready("ok")
+    bad = bridge.wait_ready("bad", status="False")
+
+    # The playbook got the value ...
+    assert (bridge.records / f"{bridge.namespace}.ok.localhost.message").read_text() == value
+    # ... and it is nowhere the bridge writes: status, Events, its log, the artifacts.
+    assert ok["status"]["outputs"]["message"] == "********"
+    assert "********" in bad["status"]["lastRun"]["failedTasks"][0]["message"]
+    assert value not in str(ok) and value not in str(bad)
+    assert value not in str(bridge.events("ok") + bridge.events("bad"))
+    assert bridge.operator is not None
+    assert value not in bridge.operator.log_text()
+    for path in (bridge.workdir / "artifacts").rglob("*"):
+        if path.is_file():
+            assert value.encode() not in path.read_bytes(), path
+
+
+def test_missing_secret_is_a_clear_reason_and_is_picked_up_when_created(bridge: Bridge) -> None:
+    bridge.start([probe_watch()])
+    bridge.create("p", {"messageFrom": {"secretKeyRef": {"name": "later", "key": "k"}}})
+    obj = bridge.wait_ready("p", status="False")
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "SecretNotFound"
+    assert "spec.messageFrom" in ready["message"] and "later" in ready["message"]
+    assert bridge.runs("p") == []
+
+    bridge.core.create_namespaced_secret(
+        bridge.namespace, {"metadata": {"name": "later"}, "stringData": {"k": "v"}}
+    )
+    obj = bridge.wait_ready("p", timeout=60)
+    assert obj["status"]["lastRun"]["trigger"] == "retry"
+    assert len(bridge.runs("p")) == 1

@@ -133,3 +133,15 @@ def test_suspend_holds_runs_but_not_the_finalizer() -> None:
     assert decide(deleting, FIN, done=None, now=NOW).kind == "finalize"
     not_true = body(1, annotations={"ansible-bridge.io/suspend": "false"})
     assert decide(not_true, WATCH, done=None, now=NOW).kind == "run"
+
+
+def test_a_due_retry_runs_and_a_pending_one_sets_the_wake_time() -> None:
+    status = {"observedGeneration": 1, "lastRun": {"generation": 1, "result": "failed"}}
+    later = NOW + timedelta(seconds=10)
+    pending = Done(generation=1, finished_at=NOW, attempt=0, retry_at=later)
+    waiting = decide(body(1, status), WATCH, done=pending, now=NOW)
+    assert waiting.kind == "none" and waiting.wake_at == later
+    due = decide(body(1, status), WATCH, done=pending, now=later)
+    assert (due.kind, due.trigger) == ("run", "retry")
+    exhausted = Done(generation=1, finished_at=NOW, attempt=3, retry_at=None)
+    assert decide(body(1, status), WATCH, done=exhausted, now=later).wake_at is None
