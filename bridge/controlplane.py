@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -390,6 +390,21 @@ class ControlPlane:
         return any(_pid_alive(p, str(self.dir)) for p in self.pids())
 
 
+def _spawn(
+    log: Path, preexec: Callable[[], None] | None, cmd: list[str]
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in its own session, output to ``log``, stdin closed."""
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
+
+
 def start(
     run_dir: Path,
     assets: Assets,
@@ -421,8 +436,9 @@ def start(
     etcd_url = f"http://127.0.0.1:{etcd_port}"
     preexec = _set_pdeathsig if tie_to_parent else None
 
-    etcd_log = open(run_dir / "etcd.log", "wb")  # noqa: SIM115 - handed to the child
-    etcd = subprocess.Popen(
+    etcd = _spawn(
+        run_dir / "etcd.log",
+        preexec,
         [
             str(assets.etcd),
             "--name=ansible-bridge",
@@ -435,15 +451,10 @@ def start(
             "--unsafe-no-fsync",
             "--log-level=warn",
         ],
-        stdout=etcd_log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=preexec,
     )
-    etcd_log.close()
-    api_log = open(run_dir / "kube-apiserver.log", "wb")  # noqa: SIM115 - handed to the child
-    apiserver = subprocess.Popen(
+    apiserver = _spawn(
+        run_dir / "kube-apiserver.log",
+        preexec,
         [
             str(assets.kube_apiserver),
             f"--etcd-servers={etcd_url}",
@@ -466,13 +477,7 @@ def start(
             "--profiling=false",
             "--v=1",
         ],
-        stdout=api_log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=preexec,
     )
-    api_log.close()
     server = f"https://127.0.0.1:{api_port}"
     plane = ControlPlane(
         dir=run_dir,
