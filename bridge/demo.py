@@ -26,6 +26,8 @@ CRDS = REPO / "crds"
 WATCHES = REPO / "playbooks" / "watches.yaml"
 SAMPLES = REPO / "playbooks" / "samples"
 SAMPLE = SAMPLES / "serviceconfig.yaml"
+#: The Secret the sample's spec.adminPasswordFrom names: applied before the sample.
+SAMPLE_SECRET = SAMPLES / "serviceconfig-secret.yaml"
 SAMPLE_KIND = "serviceconfig"
 SAMPLE_NAME = "shop-frontend"
 READY_TIMEOUT = 120
@@ -288,6 +290,7 @@ def demo(environ: Mapping[str, str]) -> int:
 
     target = f"{SAMPLE_KIND}/{SAMPLE_NAME}"
     clock.step(f"A sample resource: kubectl apply -f {SAMPLE.relative_to(REPO)}")
+    kubectl.run("apply", "-f", str(SAMPLE_SECRET))
     applied_sample = kubectl.run("apply", "-f", str(SAMPLE)).stdout
     print(_indent(applied_sample))
     print(f"    $ kubectl wait --for=condition=Ready --timeout={READY_TIMEOUT}s {target}")

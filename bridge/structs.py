@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
+
+if TYPE_CHECKING:
+    from bridge.argspec import EntryPoint
 
 #: How a run ended. ``error`` means the runner itself could not run the playbook.
 RunStatus = Literal["successful", "failed", "canceled", "timeout", "error"]
@@ -62,6 +65,24 @@ class Watch:
     gather_facts: bool = False
     #: Where the entry came from, for messages: "watches.yaml: entry 2".
     source: str = ""
+    # --- argument spec and CRD generation (bridge extensions) ---
+    #: The file the argument spec was read from: ``argumentSpec`` of the entry, else the role's
+    #: ``meta/argument_specs.yml`` (or ``meta/main.yml``); None when there is none.
+    argument_spec: Path | None = None
+    #: The role's entry point (``entryPoint``): whose argument spec applies.
+    entry_point: str = "main"
+    #: Options whose values come from Secrets, as dotted snake_case paths (``db.password``):
+    #: ``secretOptions`` plus every ``no_log: true`` option of the argument spec. A resource
+    #: gives each as ``<option>From: {secretKeyRef: {name, key}}`` (see bridge.crdgen).
+    secret_options: tuple[str, ...] = ()
+    #: ``Namespaced`` or ``Cluster`` (``scope``).
+    scope: str = "Namespaced"
+    #: The CRD's ``shortNames`` (``shortNames``).
+    short_names: tuple[str, ...] = ()
+    #: The CRD's plural (``plural``); None: derived from the kind (see bridge.crdgen.plural_of).
+    plural: str | None = None
+    #: The parsed argument spec of ``entry_point``; None when there is none.
+    arguments: EntryPoint | None = None
 
     @property
     def api_version(self) -> str:

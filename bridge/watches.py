@@ -19,6 +19,27 @@ Bridge extensions, per entry:
 ``gatherFacts``
     Whether to gather facts before a ``role`` runs; default false (a playbook decides itself).
 
+For the CRD (``ansible-bridge crd``, see :mod:`bridge.crdgen`) and Secret references:
+
+``argumentSpec``
+    An argument-spec file (the format of a role's ``meta/argument_specs.yml``), relative to the
+    watches file: the spec of a ``playbook``, or one that replaces a role's own.
+``entryPoint``
+    The role's entry point whose argument spec applies; default ``main``.
+``secretOptions``
+    Options (snake_case, as in the spec; ``db.password`` for a nested one) whose values come
+    from Secrets, besides the spec's ``no_log: true`` options; checked against the spec.
+``scope``
+    ``Namespaced`` (default) or ``Cluster``.
+``shortNames``
+    The CRD's short names (lowercase, such as ``svccfg``).
+``plural``
+    The CRD's plural, when the derived one (``kind`` lower-cased + ``s``/``es``/``ies``) is wrong.
+
+The argument spec (the ``argumentSpec`` file, else the role's own) is read at load time: an
+``entryPoint`` it lacks is an error, and :attr:`~bridge.structs.Watch.secret_options` gets every
+``no_log: true`` option of it (dotted paths) besides ``secretOptions``.
+
 Values:
 
 - Durations (``reconcilePeriod``, ``timeout``) are Go durations (``30s``, ``1m30s``, ``1.5h``,
@@ -55,6 +76,14 @@ from typing import Any, NoReturn
 
 import yaml
 
+from bridge.argspec import (
+    ArgumentSpecError,
+    EntryPoint,
+    find_option,
+    load_argument_specs,
+    role_argument_spec_file,
+    secret_paths,
+)
 from bridge.errors import WatchesError
 from bridge.structs import FinalizerSpec, Watch
 
@@ -83,6 +112,12 @@ ENTRY_KEYS: tuple[str, ...] = (
     "timeout",
     "inventory",
     "gatherFacts",
+    "argumentSpec",
+    "entryPoint",
+    "secretOptions",
+    "scope",
+    "shortNames",
+    "plural",
 )
 
 #: Operator SDK keys that are accepted so existing files load, but have no effect yet.
@@ -108,6 +143,10 @@ _QUALIFIED_NAME_RE = re.compile(
     rf"({_DNS_LABEL}(\.{_DNS_LABEL})*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?"
 )
 _FQCN_RE = re.compile(r"([A-Za-z_]\w*)\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
+_SCOPES = ("Namespaced", "Cluster")
+_LABEL_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_ENTRY_POINT_RE = re.compile(r"[A-Za-z0-9_][-A-Za-z0-9_.]*")
+_OPTION_PATH_RE = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 
 # ---------------------------------------------------------------------------------------------
 # Durations
@@ -304,6 +343,15 @@ class _EntryReader:
 
         timeout = self.duration(entry, "timeout", _DEFAULT_TIMEOUT)
         inventory = self.string(entry, "inventory")
+        entry_point = self.entry_point(entry, playbook)
+        spec_file, arguments = self.arguments(entry, role, entry_point)
+        listed = self.names(entry, "secretOptions", _OPTION_PATH_RE, "a dotted option path")
+        if arguments is not None:
+            for i, path in enumerate(listed):
+                found = find_option(arguments.options, path)
+                if isinstance(found, str):
+                    self.fail(f"secretOptions[{i}]", f"{found}, in {spec_file}")
+        from_spec = secret_paths(arguments.options) if arguments is not None else ()
         return Watch(
             group=group,
             version=version,
@@ -323,7 +371,114 @@ class _EntryReader:
             inventory=None if inventory is None else self.inventory(inventory),
             gather_facts=gather_facts,
             source=f"{self.file}: entry {self.n}",
+            argument_spec=spec_file,
+            entry_point=entry_point,
+            secret_options=tuple(sorted(set(listed) | set(from_spec))),
+            scope=self.scope(entry),
+            short_names=self.names(
+                entry, "shortNames", _LABEL_RE, "a lowercase name like svccfg", unique=True
+            ),
+            plural=self.plural(entry),
+            arguments=arguments,
         )
+
+    # --- argument spec and CRD keys -----------------------------------------------------------
+
+    def entry_point(self, entry: Mapping[str, Any], playbook: Path | None) -> str:
+        value = self.string(entry, "entryPoint")
+        if value is None:
+            return "main"
+        if not _ENTRY_POINT_RE.fullmatch(value):
+            self.fail("entryPoint", f"{value!r} is not an entry point name like main or cleanup")
+        if playbook is not None and "argumentSpec" not in entry:
+            self.fail(
+                "entryPoint",
+                "entryPoint picks an entry point of a role's argument spec or of argumentSpec; "
+                "this entry has a playbook and no argumentSpec",
+            )
+        return value
+
+    def arguments(
+        self, entry: Mapping[str, Any], role: Path | None, entry_point: str
+    ) -> tuple[Path | None, EntryPoint | None]:
+        """The argument-spec file and its entry point's spec: ``argumentSpec``, else the role's."""
+        named = self.string(entry, "argumentSpec")
+        key = "argumentSpec" if named is not None else "role"
+        if named is not None:
+            path = self.local(named)
+            if not path.is_file():
+                what = "is a folder, not a file" if path.is_dir() else "does not exist"
+                self.fail(key, f"argument spec {named!r} not found: {path} {what}")
+        elif role is not None:
+            try:
+                found = role_argument_spec_file(role)
+            except ArgumentSpecError as exc:
+                self.fail(key, f"the role's argument spec cannot be read: {exc}")
+            if found is None:
+                if "entryPoint" in entry:
+                    self.fail(
+                        "entryPoint",
+                        f"the role has no argument spec (no {role}/meta/argument_specs.yml) "
+                        f"to take entry point {entry_point!r} from",
+                    )
+                return None, None
+            path = found
+        else:
+            return None, None
+        try:
+            specs = load_argument_specs(path)
+        except ArgumentSpecError as exc:
+            self.fail(key, f"invalid argument spec: {exc}")
+        if entry_point not in specs:
+            # A role without a spec for ``main`` just has none; anything else is a mistake.
+            if named is None and "entryPoint" not in entry:
+                return path, None
+            known = ", ".join(specs) or "none"
+            self.fail(
+                "entryPoint" if "entryPoint" in entry else key,
+                f"{path} has no entry point {entry_point!r} (entry points: {known})",
+            )
+        return path, specs[entry_point]
+
+    def names(
+        self,
+        mapping: Mapping[str, Any],
+        key: str,
+        pattern: re.Pattern[str],
+        like: str,
+        *,
+        unique: bool = False,
+    ) -> tuple[str, ...]:
+        """An optional list of strings matching ``pattern``; () when absent or null."""
+        value = mapping.get(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(key, f"expected a list of strings, got {_type_name(value)}")
+        seen: set[str] = set()
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.fail(f"{key}[{i}]", f"expected a string, got {_type_name(item)}")
+            if not pattern.fullmatch(item) or len(item) > 63:
+                self.fail(f"{key}[{i}]", f"{item!r} is not {like}")
+            if unique and item in seen:
+                self.fail(f"{key}[{i}]", f"{item!r} is listed twice")
+            seen.add(item)
+        return tuple(dict.fromkeys(value))
+
+    def scope(self, entry: Mapping[str, Any]) -> str:
+        value = entry.get("scope")
+        if value is None:
+            return "Namespaced"
+        if value not in _SCOPES:
+            self.fail("scope", f"expected Namespaced or Cluster, got {_type_name(value)}")
+        return str(value)
+
+    def plural(self, entry: Mapping[str, Any]) -> str | None:
+        value = self.string(entry, "plural")
+        if value is not None and (not _LABEL_RE.fullmatch(value) or len(value) > 63):
+            self.fail("plural", f"{value!r} is not a lowercase name like websites")
+        return value
 
     def finalizer(self, entry: Mapping[str, Any]) -> FinalizerSpec | None:
         raw = entry.get("finalizer")
