@@ -15,8 +15,10 @@ import kopf
 from bridge import handlers
 from bridge.executors.local import LocalExecutor
 from bridge.kube import Kube, api_client, credentials
+from bridge.metrics import RunMetrics
 from bridge.reconcile import Controller
 from bridge.settings import OperatorSettings
+from bridge.web import WebServer
 
 logger = logging.getLogger("bridge.operator")
 
@@ -55,7 +57,8 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
 
     kube = Kube(api_client(settings.kubeconfig))
     executor = LocalExecutor(settings.runner)
-    controller = Controller(settings, executor, kube, handlers.post_event)
+    metrics = RunMetrics(settings.watches)
+    controller = Controller(settings, executor, kube, handlers.post_event, observer=metrics)
     for watch in settings.watches:
         handlers.register(registry, controller, watch)
     logger.info(
@@ -64,7 +67,17 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
         ", ".join(settings.scope.namespaces) or "all namespaces",
         settings.runner.max_concurrent_runs,
     )
+    ready = asyncio.Event()  # raised by kopf once it has started: /readyz
+    web = WebServer(
+        settings.http,
+        metrics=metrics,
+        ready=ready,
+        watches=settings.watches,
+        artifacts_root=settings.runner.artifacts_dir,
+        secrets_of=controller.secrets_of,
+    )
     try:
+        await web.start()
         await kopf.operator(
             registry=registry,
             settings=kopf_settings(),
@@ -72,8 +85,10 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
             clusterwide=settings.scope.clusterwide,
             namespaces=settings.scope.namespaces,
             stop_flag=stop_flag,
+            ready_flag=ready,
         )
     finally:
+        await web.stop()
         await controller.shutdown()
         await executor.close()
         kube.close()

@@ -266,6 +266,7 @@ class Controller:
         self._clock = clock
         self._slots = asyncio.Semaphore(max(1, settings.runner.max_concurrent_runs))
         self._resources: dict[str, _Resource] = {}
+        self._live_secrets: dict[str, tuple[str, ...]] = {}
         self._closing = False
 
     # --- events ---------------------------------------------------------------------------
@@ -315,7 +316,12 @@ class Controller:
             or is_suspended(metadata)
             or (res.running_generation is not None and generation > res.running_generation)
         ):
-            logger.info("%s: canceling the run of generation %s", res.key, res.running_generation)
+            logger.info(
+                "%s: canceling the run of generation %s",
+                res.key,
+                res.running_generation,
+                extra=_ctx(res),
+            )
             res.run.cancel()
 
     def _wake_at(self, res: _Resource, when: datetime | None) -> None:
@@ -350,6 +356,10 @@ class Controller:
         if workers:
             await asyncio.wait(workers)
 
+    def secrets_of(self, run_id: str) -> tuple[str, ...]:
+        """The Secret values of run ``run_id`` while it runs (to redact its live output)."""
+        return self._live_secrets.get(run_id, ())
+
     def counts(self) -> dict[str, int]:
         """Resources known, and runs in flight."""
         running = sum(1 for r in self._resources.values() if r.run and not r.run.done())
@@ -380,7 +390,9 @@ class Controller:
                 await self._run(res, action)
                 delay = self._settings.retry.initial
             except TemporaryError as exc:
-                logger.warning("%s: %s; retrying in %.0fs", res.key, exc, exc.delay or delay)
+                logger.warning(
+                    "%s: %s; retrying in %.0fs", res.key, exc, exc.delay or delay, extra=_ctx(res)
+                )
                 await asyncio.sleep(exc.delay or delay)
                 if not isinstance(exc, ConflictError):
                     delay = min(delay * 2, self._settings.retry.maximum)
@@ -443,12 +455,12 @@ class Controller:
                 updated = await self._kube.patch_status(res.key, patch)
             except TemporaryError as exc:
                 if attempt == 2:
-                    logger.error("%s: status not written: %s", res.key, exc)
+                    logger.error("%s: status not written: %s", res.key, exc, extra=_ctx(res))
                     return
                 await asyncio.sleep(1 + attempt)
                 continue
             except PermanentError as exc:
-                logger.error("%s: status not written: %s", res.key, exc)
+                logger.error("%s: status not written: %s", res.key, exc, extra=_ctx(res))
                 return
             if updated is not None and _rv(updated) >= _rv(res.body):
                 res.body = updated
@@ -458,7 +470,7 @@ class Controller:
         try:
             self._post_event(res.body, type_, reason, message[:1000])
         except Exception:  # an Event is best effort; never let it break a reconcile
-            logger.exception("%s: could not post event %s", res.key, reason)
+            logger.exception("%s: could not post event %s", res.key, reason, extra=_ctx(res))
 
     async def _run(self, res: _Resource, action: Action) -> None:
         """One run of the main automation for ``action.generation`` (or a newer one)."""
@@ -521,6 +533,7 @@ class Controller:
                 run_id,
                 action.generation,
                 action.trigger,
+                extra=_ctx(res, run_id),
             )
             self._event(
                 res,
@@ -606,10 +619,13 @@ class Controller:
                     spec.run_id,
                     event.get("event"),
                     data.get("host"),
+                    extra=_ctx(res, spec.run_id),
                 )
 
         run = asyncio.create_task(self._executor.run(spec, on_event), name=f"run {spec.run_id}")
         res.run, res.running_generation = run, generation
+        if spec.secrets:
+            self._live_secrets[spec.run_id] = spec.secrets
         self._observer.started(res.watch, spec.run_id)
         began = time.monotonic()
         try:
@@ -620,12 +636,20 @@ class Controller:
             raise
         finally:
             res.run, res.running_generation = None, None
+            # The executor has scrubbed the run's files by the time it returns.
+            self._live_secrets.pop(spec.run_id, None)
         if run.cancelled():
             result = RunResult(
                 run_id=spec.run_id, status="canceled", message="the run was canceled"
             )
         elif (exc := run.exception()) is not None:
-            logger.error("%s: run %s could not run: %r", res.key, spec.run_id, exc)
+            logger.error(
+                "%s: run %s could not run: %r",
+                res.key,
+                spec.run_id,
+                exc,
+                extra=_ctx(res, spec.run_id),
+            )
             result = RunResult(run_id=spec.run_id, status="error", message=str(exc))
         else:
             result = run.result()
@@ -643,7 +667,9 @@ class Controller:
         bookkeeping: Mapping[str, Any],
     ) -> None:
         summary = results.summarize(result)
-        logger.info("%s: run %s %s", res.key, result.run_id, summary)
+        logger.info(
+            "%s: run %s %s", res.key, result.run_id, summary, extra=_ctx(res, result.run_id)
+        )
         if result.succeeded:
             self._event(res, "Normal", "Succeeded", f"run {result.run_id} {summary}")
         elif result.status == "canceled":
@@ -679,7 +705,7 @@ class Controller:
             except PermanentError as exc:
                 self._event(res, "Warning", exc.reason, str(exc))
                 raise TemporaryError(str(exc)) from exc
-            logger.info("%s: finalizer run %s started", res.key, run_id)
+            logger.info("%s: finalizer run %s started", res.key, run_id, extra=_ctx(res, run_id))
             result = await self._execute(res, spec, generation)
         if not result.succeeded:
             res.finalize_failures += 1
@@ -714,6 +740,14 @@ def _digest(body: Mapping[str, Any], watch: Watch) -> str | None:
 
 def _uid(body: Mapping[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("uid", ""))
+
+
+def _ctx(res: _Resource, run_id: str | None = None) -> dict[str, Any]:
+    """``extra=`` for a log call: the resource, and the run when there is one (JSON logs)."""
+    ctx: dict[str, Any] = {"resource": str(res.key)}
+    if run_id is not None:
+        ctx["run_id"] = run_id
+    return ctx
 
 
 def _rv(body: Mapping[str, Any]) -> int:

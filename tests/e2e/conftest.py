@@ -102,6 +102,8 @@ class Operator:
             str(self.artifacts),
             "--log-level",
             "debug",
+            "--http-port",
+            "0",
             *self.extra_args,
         ]
         log = open(self.log, "ab")  # noqa: SIM115 - the child owns it
