@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv controlplane lint types crd-check unit test demo demo-stop bench clean
+.PHONY: all venv controlplane lint types crd-check manifests-check unit test demo demo-stop bench clean
 
 all: test
 
@@ -28,10 +28,17 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# crds/ must be what `ansible-bridge crd` generates from playbooks/watches.yaml and the specs.
+manifests-check: $(STAMP)
+	$(BIN)/ansible-bridge manifests --watches playbooks/watches.yaml --out deploy/ --check
+
+crd-check: $(STAMP)
+	$(BIN)/ansible-bridge crd --watches playbooks/watches.yaml --out crds/ --check
+
 unit: $(STAMP)
 	$(BIN)/pytest -m "not e2e"
 
-test: $(STAMP) lint types controlplane
+test: $(STAMP) lint types crd-check manifests-check controlplane
 	$(BIN)/pytest
 
 demo: $(STAMP) controlplane

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bridge import __version__, controlplane
 from bridge.errors import BridgeError, ControlPlaneError, WatchesError
+from bridge.logs import DEFAULT_URL
 
 
 def _controlplane(args: argparse.Namespace) -> int:
@@ -49,7 +50,7 @@ def _controlplane(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from bridge.operator import run
-    from bridge.settings import OperatorSettings, RunnerSettings, ScopeSettings
+    from bridge.settings import HttpSettings, OperatorSettings, RunnerSettings, ScopeSettings
     from bridge.watches import load_watches
 
     environ = dict(os.environ)
@@ -64,6 +65,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_concurrent_runs is not None and args.max_concurrent_runs < 1:
         print("ansible-bridge: --max-concurrent-runs must be at least 1", file=sys.stderr)
         return 2
+    if not 0 <= args.http_port <= 65535:
+        print("ansible-bridge: --http-port must be between 0 and 65535", file=sys.stderr)
+        return 2
     runner = RunnerSettings(artifacts_dir=Path(args.artifacts_dir).resolve())
     if args.max_concurrent_runs is not None:
         runner = dataclasses.replace(runner, max_concurrent_runs=args.max_concurrent_runs)
@@ -72,13 +76,95 @@ def _run(args: argparse.Namespace) -> int:
         watches=tuple(watches),
         runner=runner,
         scope=ScopeSettings(namespaces=() if args.all_namespaces else tuple(args.namespace)),
+        http=HttpSettings(host=args.http_host, port=args.http_port),
         kubeconfig=Path(args.kubeconfig).resolve() if args.kubeconfig else None,
         log_level=args.log_level.upper(),
     )
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    if args.log_format == "json":
+        from bridge.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
     run(settings)
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from bridge import logs
+
+    kind, _, name = args.resource.partition("/")
+    if not kind or not name or "/" in name:
+        print("ansible-bridge logs: give the resource as KIND/NAME", file=sys.stderr)
+        return 2
+    try:
+        return logs.show(args.url, args.namespace, kind, name, run=args.run, follow=args.follow)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _crd(args: argparse.Namespace) -> int:
+    from bridge import crdgen
+    from bridge.watches import load_watches
+
+    watches_file = Path(args.watches)
+    try:
+        watches, warnings = load_watches(watches_file.resolve(), dict(os.environ))
+    except WatchesError as e:
+        print(f"ansible-bridge: {e}", file=sys.stderr)
+        return 2
+    crds = crdgen.generate(watches)
+    for warning in [*warnings, *(w for crd in crds for w in crd.warnings)]:
+        print(f"ansible-bridge: warning: {warning}", file=sys.stderr)
+    out = Path(args.out)
+    report = crdgen.sync(crds, out, check=args.check)
+    if args.check:
+        if not report.stale:
+            print(f"{out}: up to date ({len(report.unchanged)} CRDs)")
+            return 0
+        for name in report.written:
+            print(f"{out / name}: stale or missing", file=sys.stderr)
+        for name in report.removed:
+            print(f"{out / name}: generated for a kind no longer watched", file=sys.stderr)
+        print(
+            f"ansible-bridge: {out} is stale; run: ansible-bridge crd --watches {args.watches} "
+            f"--out {args.out}",
+            file=sys.stderr,
+        )
+        return 1
+    for name in report.written:
+        print(f"wrote {out / name}")
+    for name in report.unchanged:
+        print(f"unchanged {out / name}")
+    for name in report.removed:
+        print(f"removed {out / name} (no watched kind has it any more)")
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    from bridge import scaffold
+
+    result = scaffold.new(
+        kind=args.kind,
+        group=args.group,
+        version=args.version,
+        role=args.role,
+        playbook=args.playbook,
+        argument_spec=args.argument_spec,
+        plural=args.plural,
+        watches=Path(args.watches),
+        out=Path(args.out),
+        samples=Path(args.samples),
+        environ=dict(os.environ),
+    )
+    for warning in result.warnings:
+        print(f"ansible-bridge: warning: {warning}", file=sys.stderr)
+    print(f"added entry {result.entry} ({args.kind}) to {result.watches}")
+    print(f"wrote {result.crd}")
+    print(f"wrote {result.sample}")
+    print(f"next: kubectl apply -f {result.crd} && kubectl apply -f {result.sample}")
     return 0
 
 
@@ -116,13 +202,94 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="log lines as text, or as one JSON object per line",
+    )
+    run.add_argument(
+        "--http-host", default="0.0.0.0", help="address of /metrics, /healthz, /readyz, /logs"
+    )
+    run.add_argument(
+        "--http-port", type=int, default=8080, help="port of the HTTP server (0: any free port)"
+    )
     run.set_defaults(func=_run)
+
+    logs_cmd = sub.add_parser(
+        "logs", help="show a resource's run output (from the operator's HTTP server)"
+    )
+    logs_cmd.add_argument("resource", metavar="KIND/NAME", help="e.g. serviceconfig/shop")
+    logs_cmd.add_argument("--namespace", "-n", default="default", help="namespace (- for none)")
+    logs_cmd.add_argument("--run", help="a run id (status.lastRun.id); default: the newest run")
+    logs_cmd.add_argument(
+        "--follow", "-f", action="store_true", help="stream the output until the run ends"
+    )
+    logs_cmd.add_argument(
+        "--url",
+        default=DEFAULT_URL,
+        help="the operator's HTTP server, e.g. through kubectl port-forward (default: %(default)s)",
+    )
+    logs_cmd.set_defaults(func=_logs)
+
+    crd = sub.add_parser(
+        "crd", help="generate the CRDs of a watches file (typed from the argument specs)"
+    )
+    crd.add_argument("--watches", default="watches.yaml", help="the watches file")
+    crd.add_argument("--out", default="crds", help="the folder of the CRD files (default: crds)")
+    crd.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 when a file in --out is missing or not what it would be",
+    )
+    crd.set_defaults(func=_crd)
+
+    new = sub.add_parser(
+        "new", help="wrap a role or playbook as a new kind: watches entry, CRD, sample resource"
+    )
+    new.add_argument("--kind", required=True, help="the kind, in CamelCase (Website)")
+    new.add_argument("--group", required=True, help="the API group (web.example.com)")
+    new.add_argument("--version", default="v1alpha1", help="the API version (default: v1alpha1)")
+    automation = new.add_mutually_exclusive_group(required=True)
+    automation.add_argument("--role", metavar="PATH", help="the role: a folder, or a role name")
+    automation.add_argument("--playbook", metavar="PATH", help="the playbook")
+    new.add_argument(
+        "--argument-spec",
+        metavar="PATH",
+        help="an argument-spec file for the playbook (the format of meta/argument_specs.yml)",
+    )
+    new.add_argument("--plural", help="the CRD's plural, if not the kind lower-cased + s/es/ies")
+    new.add_argument(
+        "--watches", default="watches.yaml", help="the watches file (created if missing)"
+    )
+    new.add_argument("--out", default="crds", help="the folder of the CRD files (default: crds)")
+    new.add_argument(
+        "--samples", default="samples", help="the folder of sample resources (default: samples)"
+    )
+    new.set_defaults(func=_new)
+
+    manifests = sub.add_parser(
+        "manifests",
+        help="generate least-privilege RBAC for the operator from the watches file",
+        add_help=False,  # bridge.manifests has its own parser (and --help)
+    )
+    manifests.add_argument("args", nargs=argparse.REMAINDER)
+    manifests.set_defaults(func=_manifests)
     return parser
 
 
+def _manifests(args: argparse.Namespace) -> int:
+    from bridge.manifests import main as manifests_main
+
+    return manifests_main(args.args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["manifests"]:  # its options are its own parser's (argparse.REMAINDER
+        return _manifests(argparse.Namespace(args=words[1:]))  # would not take them)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     try:
         result: int = args.func(args)
         return result
