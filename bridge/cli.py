@@ -13,6 +13,7 @@ from pathlib import Path
 from bridge import __version__, controlplane
 from bridge.errors import BridgeError, ControlPlaneError, WatchesError
 from bridge.logs import DEFAULT_URL
+from bridge.settings import OperatorSettings
 
 
 def _controlplane(args: argparse.Namespace) -> int:
@@ -48,8 +49,8 @@ def _controlplane(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    from bridge.operator import run
+def _operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> OperatorSettings | int:
+    """The settings tree from ``run``/``dev`` options, or an exit code after a clear error."""
     from bridge.settings import HttpSettings, OperatorSettings, RunnerSettings, ScopeSettings
     from bridge.watches import load_watches
 
@@ -71,15 +72,19 @@ def _run(args: argparse.Namespace) -> int:
     runner = RunnerSettings(artifacts_dir=Path(args.artifacts_dir).resolve())
     if args.max_concurrent_runs is not None:
         runner = dataclasses.replace(runner, max_concurrent_runs=args.max_concurrent_runs)
-    settings = OperatorSettings(
+    namespaces = () if getattr(args, "all_namespaces", True) else tuple(args.namespace)
+    return OperatorSettings(
         watches_file=watches_file,
         watches=tuple(watches),
         runner=runner,
-        scope=ScopeSettings(namespaces=() if args.all_namespaces else tuple(args.namespace)),
+        scope=ScopeSettings(namespaces=namespaces),
         http=HttpSettings(host=args.http_host, port=args.http_port),
-        kubeconfig=Path(args.kubeconfig).resolve() if args.kubeconfig else None,
+        kubeconfig=kubeconfig,
         log_level=args.log_level.upper(),
     )
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
     handler = logging.StreamHandler()
     if args.log_format == "json":
         from bridge.logs import JsonFormatter
@@ -87,9 +92,33 @@ def _run(args: argparse.Namespace) -> int:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    logging.basicConfig(level=settings.log_level, handlers=[handler])
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bridge.operator import run
+
+    settings = _operator_settings(
+        args, Path(args.kubeconfig).resolve() if args.kubeconfig else None
+    )
+    if isinstance(settings, int):
+        return settings
+    _setup_logging(args)
     run(settings)
     return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from bridge import dev
+
+    # Validate everything before anything starts.
+    checked = _operator_settings(args, None)
+    if isinstance(checked, int):
+        return checked
+    environ = dict(os.environ)
+    run_dir = Path(args.dir) if args.dir else controlplane.default_run_dir(environ)
+    _setup_logging(args)
+    return dev.dev(checked, run_dir, [Path(p) for p in args.apply], environ)
 
 
 def _logs(args: argparse.Namespace) -> int:
@@ -168,6 +197,37 @@ def _new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator_options(parser: argparse.ArgumentParser, *, http_port: int) -> None:
+    """The options ``run`` and ``dev`` share."""
+    parser.add_argument("--watches", default="watches.yaml", help="the watches file")
+    parser.add_argument(
+        "--max-concurrent-runs", type=int, help="runs in flight at once (default: CPU count)"
+    )
+    parser.add_argument(
+        "--artifacts-dir",
+        default="/tmp/ansible-bridge/runner",
+        help="where run artifacts are kept, per resource",
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="log lines as text, or as one JSON object per line",
+    )
+    parser.add_argument(
+        "--http-host", default="0.0.0.0", help="address of /metrics, /healthz, /readyz, /logs"
+    )
+    parser.add_argument(
+        "--http-port",
+        type=int,
+        default=http_port,
+        help=f"port of the HTTP server (0: any free port; default {http_port})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ansible-bridge",
@@ -184,7 +244,6 @@ def build_parser() -> argparse.ArgumentParser:
     cp.set_defaults(func=_controlplane)
 
     run = sub.add_parser("run", help="run the operator against the current kubeconfig")
-    run.add_argument("--watches", default="watches.yaml", help="the watches file")
     scope = run.add_mutually_exclusive_group()
     scope.add_argument(
         "--namespace", "-n", action="append", default=[], help="a namespace to serve (repeatable)"
@@ -192,29 +251,21 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument(
         "--all-namespaces", "-A", action="store_true", help="serve every namespace (default)"
     )
-    run.add_argument(
-        "--max-concurrent-runs", type=int, help="runs in flight at once (default: CPU count)"
-    )
-    run.add_argument(
-        "--artifacts-dir",
-        default="/tmp/ansible-bridge/runner",
-        help="where run artifacts are kept, per resource",
-    )
     run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    run.add_argument(
-        "--log-format",
-        default="text",
-        choices=["text", "json"],
-        help="log lines as text, or as one JSON object per line",
-    )
-    run.add_argument(
-        "--http-host", default="0.0.0.0", help="address of /metrics, /healthz, /readyz, /logs"
-    )
-    run.add_argument(
-        "--http-port", type=int, default=8080, help="port of the HTTP server (0: any free port)"
-    )
+    _operator_options(run, http_port=8080)
     run.set_defaults(func=_run)
+
+    dev_cmd = sub.add_parser(
+        "dev",
+        help="try it with no cluster: local control plane, generated CRDs, the operator in the "
+        "foreground (Ctrl-C stops all)",
+    )
+    dev_cmd.add_argument(
+        "--apply", action="append", default=[], help="a manifest file or folder to apply first"
+    )
+    dev_cmd.add_argument("--dir", help="the control plane's folder (default: the cache folder)")
+    _operator_options(dev_cmd, http_port=0)
+    dev_cmd.set_defaults(func=_dev)
 
     logs_cmd = sub.add_parser(
         "logs", help="show a resource's run output (from the operator's HTTP server)"
