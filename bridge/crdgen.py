@@ -602,6 +602,9 @@ def status_schema(manage_status: bool = True) -> dict[str, Any]:
                 "items": condition,
             },
             "currentRun": _run_schema("The run in flight, if any."),
+            "lastCheck": _run_schema(
+                "The last drift check (a --check --diff run) and what it found would change."
+            ),
             "lastRun": _run_schema("The last run that finished."),
             "observedGeneration": {
                 "type": "integer",

@@ -15,6 +15,15 @@ What is decided from what:
   finished here keeps a stale event from starting the same run twice.
 * A newer generation arriving while an older one runs cancels the stale run; deleting the
   resource cancels the run, then runs the finalizer, then releases the finalizer.
+* Drift checks (a watch's ``drift``): once the current generation's last run succeeded, every
+  ``interval`` after the later of that run and the last check, the automation runs with
+  ``--check --diff`` (action "check"). A check is not a run of the generation: it writes only
+  ``status.lastCheck`` and the ``Drifted`` condition. When it finds changes and the watch
+  remediates, the next action is a real run (trigger ``drift``), decided from the check being
+  newer than the last run, so a restart in between still remediates. New generations, requests,
+  annotation changes, retries and periodic runs come first; a new generation cancels a check.
+  A check's artifacts go to ``<resource dir>/checks/`` (rotated on their own), not beside the
+  runs'.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -41,7 +50,7 @@ from bridge.watches import parse_duration
 
 logger = logging.getLogger("bridge.reconcile")
 
-ActionKind = Literal["none", "run", "finalize", "suspend"]
+ActionKind = Literal["none", "run", "check", "finalize", "suspend"]
 
 #: Run outcomes retried with back-off (a permanent error is not; canceled is not an outcome).
 RETRIED_RESULTS = frozenset({"failed", "error", "timeout"})
@@ -62,7 +71,8 @@ _IGNORED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configurat
 
 @dataclass(frozen=True)
 class Action:
-    """What a resource needs next; for "none", when to look again (periodic runs)."""
+    """What a resource needs next; for "none", when to look again (periodic runs, retries,
+    drift checks). "check": a drift check of ``generation`` (a ``--check --diff`` run)."""
 
     kind: ActionKind
     generation: int = 0
@@ -72,15 +82,25 @@ class Action:
 
 @dataclass(frozen=True)
 class Done:
-    """The last run this process finished for a resource (status may lag behind it)."""
+    """The last run this process finished for a resource (status may lag behind it), and its
+    last drift check.
 
-    generation: int
+    ``generation`` None: no real run finished here yet, only a check (the fields of the run
+    then mean nothing and :func:`decide` reads the status instead).
+    """
+
+    generation: int | None
     finished_at: datetime
     annotations: str | None = None
     requested: str | None = None
     #: Retries so far of this generation, and when the next one falls due (None: no more).
     attempt: int = 0
     retry_at: datetime | None = None
+    #: Whether the run succeeded (drift checks follow a successful run only).
+    succeeded: bool = False
+    #: When the last drift check finished here (None: none did), and whether it found drift.
+    checked_at: datetime | None = None
+    drifted: bool = False
 
 
 def is_suspended(metadata: Mapping[str, Any]) -> bool:
@@ -168,8 +188,44 @@ def decide(body: Mapping[str, Any], watch: Watch, *, done: Done | None, now: dat
     due = max(finished) + timedelta(seconds=period) if period is not None and finished else None
     if due is not None and now >= due:
         return Action("run", generation=generation, trigger="periodic")
-    wakes = [t for t in (due, retry_at) if t is not None]
+
+    # Drift: checks of a generation whose last run succeeded; remediation after a drifted one.
+    check_due = None
+    if watch.drift_interval is not None and finished:
+        if mine is not None:
+            succeeded = mine.succeeded
+        else:
+            succeeded = (
+                last_run.get("generation") == generation and last_run.get("result") == "successful"
+            )
+        if succeeded:
+            ran_at = max(finished)
+            checked_at, drifted = _last_check(state, done)
+            if checked_at is not None and checked_at > ran_at:
+                if drifted and watch.drift_remediate:
+                    return Action("run", generation=generation, trigger="drift")
+                ran_at = checked_at
+            check_due = ran_at + timedelta(seconds=watch.drift_interval)
+            if now >= check_due:
+                return Action("check", generation=generation, trigger="drift")
+    wakes = [t for t in (due, retry_at, check_due) if t is not None]
     return Action("none", wake_at=min(wakes) if wakes else None)
+
+
+def _last_check(state: Mapping[str, Any], done: Done | None) -> tuple[datetime | None, bool]:
+    """When the last drift check finished, and whether it found drift: from memory when it
+    knows one at least as new as ``status.lastCheck``, else from that."""
+    last_check = state.get("lastCheck") or {}
+    at = _parse_time(last_check.get("finishedAt")) if last_check else None
+    if done is not None and done.checked_at is not None and (at is None or done.checked_at >= at):
+        return done.checked_at, done.drifted
+    if at is None:
+        return None, False
+    changed = last_check.get("changed")
+    drifted = last_check.get("result") == "successful" and (
+        bool(last_check.get("drifted")) or (isinstance(changed, int) and changed > 0)
+    )
+    return at, drifted
 
 
 class EventPoster(Protocol):
@@ -386,8 +442,11 @@ class Controller:
                     if await self._finalize(res):
                         return
                     raise TemporaryError("the finalizer run did not succeed")
-                await self._ensure_finalizer(res)
-                await self._run(res, action)
+                if action.kind == "check":
+                    await self._check(res)
+                else:
+                    await self._ensure_finalizer(res)
+                    await self._run(res, action)
                 delay = self._settings.retry.initial
             except TemporaryError as exc:
                 logger.warning(
@@ -503,6 +562,7 @@ class Controller:
                     _digest(res.body, watch),
                     None,
                     retry=exc.reason in WAITING_REASONS,
+                    succeeded=False,
                 )
                 self._event(res, "Warning", exc.reason, str(exc))
                 await self._patch(
@@ -549,7 +609,12 @@ class Controller:
             bookkeeping["runRequested"] = requested
         if result.status != "canceled":
             res.done = self._done(
-                res, action, digest, requested, retry=result.status in RETRIED_RESULTS
+                res,
+                action,
+                digest,
+                requested,
+                retry=result.status in RETRIED_RESULTS,
+                succeeded=result.succeeded,
             )
         await self._report(res, result, action.generation, action.trigger, started, bookkeeping)
 
@@ -581,8 +646,10 @@ class Controller:
         requested: str | None,
         *,
         retry: bool,
+        succeeded: bool,
     ) -> Done:
-        """What a finished run leaves behind, with the next retry when one is due."""
+        """What a finished run leaves behind, with the next retry when one is due (and the
+        last drift check, carried over)."""
         now = self._clock()
         previous = res.done if action.trigger == "retry" and res.done is not None else None
         attempt = previous.attempt + 1 if previous is not None else 0
@@ -591,7 +658,25 @@ class Controller:
         if retry and attempt < policy.run_limit:
             delay = min(policy.run_backoff * 2**attempt, policy.maximum)
             retry_at = now + timedelta(seconds=delay)
-        return Done(action.generation, now, digest, requested, attempt, retry_at)
+        checked_at, drifted = (res.done.checked_at, res.done.drifted) if res.done else (None, False)
+        return Done(
+            action.generation,
+            now,
+            digest,
+            requested,
+            attempt,
+            retry_at,
+            succeeded=succeeded,
+            checked_at=checked_at,
+            drifted=drifted,
+        )
+
+    def _checked(self, res: _Resource, drifted: bool) -> Done:
+        """What a finished drift check leaves behind: the last run's record, and the check."""
+        now = self._clock()
+        if res.done is None:
+            return Done(None, now, checked_at=now, drifted=drifted)
+        return replace(res.done, checked_at=now, drifted=drifted)
 
     @contextlib.asynccontextmanager
     async def _slot(self, watch: Watch) -> AsyncIterator[None]:
@@ -606,9 +691,12 @@ class Controller:
         finally:
             self._slots.release()
 
-    async def _execute(self, res: _Resource, spec: RunSpec, generation: int) -> RunResult:
+    async def _execute(
+        self, res: _Resource, spec: RunSpec, generation: int, *, observe: bool = True
+    ) -> RunResult:
         """Run ``spec``; a cancel of the run alone (preemption) yields a canceled result, a
-        cancel of the worker (shutdown) stops the run and propagates."""
+        cancel of the worker (shutdown) stops the run and propagates. ``observe``: tell the
+        observer (metrics count runs; drift checks are not runs)."""
 
         def on_event(event: RunnerEvent) -> None:
             if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
@@ -626,7 +714,8 @@ class Controller:
         res.run, res.running_generation = run, generation
         if spec.secrets:
             self._live_secrets[spec.run_id] = spec.secrets
-        self._observer.started(res.watch, spec.run_id)
+        if observe:
+            self._observer.started(res.watch, spec.run_id)
         began = time.monotonic()
         try:
             await asyncio.wait([run])
@@ -654,7 +743,21 @@ class Controller:
         else:
             result = run.result()
         result = secrets.redact_result(result, spec.secrets)
-        self._observer.finished(res.watch, result, time.monotonic() - began)
+        if spec.secrets and result.changed_tasks:
+            # A task name may be templated from a Secret's value; it goes into the status.
+            result = replace(
+                result,
+                changed_tasks=tuple(
+                    replace(
+                        t,
+                        task=secrets.redact(t.task, spec.secrets),
+                        play=secrets.redact(t.play, spec.secrets),
+                    )
+                    for t in result.changed_tasks
+                ),
+            )
+        if observe:
+            self._observer.finished(res.watch, result, time.monotonic() - began)
         return result
 
     async def _report(
@@ -691,6 +794,95 @@ class Controller:
                 started,
                 self._clock(),
                 manage_status=res.watch.manage_status,
+                bookkeeping=bookkeeping,
+                drift=res.watch.drift_interval is not None,
+            ),
+        )
+
+    async def _check(self, res: _Resource) -> None:
+        """One drift check: the automation with ``--check --diff``, reported in
+        ``status.lastCheck`` and the ``Drifted`` condition only (never as a run)."""
+        watch = res.watch
+        async with self._slot(watch):
+            # The body may have moved on while we waited for a slot: decide again.
+            action = decide(res.body, watch, done=res.done, now=self._clock())
+            if action.kind != "check":
+                return
+            run_id = uuid.uuid4().hex[:12]
+            started = self._clock()
+            reason: str | None = None
+            if not getattr(self._executor, "supports_check", False):
+                # Never hand a check to a backend that might run it for real.
+                reason = "CheckUnsupported"
+                result = RunResult(run_id, "error", message="the executor cannot run in check mode")
+            else:
+                try:
+                    spec = await self._spec(res, run_id, "drift")
+                except PermanentError as exc:
+                    reason = exc.reason
+                    result = RunResult(run_id, "error", message=str(exc))
+                else:
+                    logger.info(
+                        "%s: drift check %s of generation %s started",
+                        res.key,
+                        run_id,
+                        action.generation,
+                        extra=_ctx(res, run_id),
+                    )
+                    # Beside the runs' artifacts, rotated on their own: checks never push a
+                    # real run's artifacts out, nor become the newest "run" of /logs.
+                    check = replace(
+                        spec, check=True, artifact_dir=spec.artifact_dir.parent / "checks"
+                    )
+                    result = await self._execute(res, check, action.generation, observe=False)
+        if result.status == "canceled":
+            logger.info("%s: drift check %s canceled", res.key, run_id, extra=_ctx(res, run_id))
+            return
+        verdict = status.drift_condition(result, action.generation, self._clock(), reason)
+        drifted = verdict["status"] == "True"
+        res.done = self._checked(res, drifted)
+        logger.info(
+            "%s: drift check %s: %s: %s",
+            res.key,
+            run_id,
+            verdict["reason"],
+            verdict["message"],
+            extra=_ctx(res, run_id),
+        )
+        # Events say what changed: drift found or gone, a check failing; not every check.
+        conditions = res.status.get("conditions")
+        before = next(
+            (
+                c
+                for c in (conditions if isinstance(conditions, list) else [])
+                if isinstance(c, Mapping) and c.get("type") == status.DRIFTED
+            ),
+            None,
+        )
+        repeated = before is not None and all(
+            before.get(k) == verdict[k] for k in ("status", "reason", "message")
+        )
+        if drifted and not repeated:
+            then = "; remediating" if watch.drift_remediate else ""
+            self._event(res, "Warning", "Drifted", f"check {run_id}: {verdict['message']}{then}")
+        elif verdict["status"] == "Unknown" and not repeated:
+            self._event(res, "Warning", verdict["reason"], f"check {run_id}: {verdict['message']}")
+        elif (
+            verdict["status"] == "False"
+            and before is not None
+            and before.get("status") in ("True", "Unknown")
+        ):
+            self._event(res, "Normal", "InSync", f"check {run_id}: {verdict['message']}")
+        await self._patch(
+            res,
+            status.check_patch(
+                res.status,
+                result,
+                action.generation,
+                started,
+                self._clock(),
+                manage_status=watch.manage_status,
+                reason=reason,
             ),
         )
 

@@ -22,6 +22,14 @@ The events are the dicts ansible-runner hands to ``event_handler`` (the same JSO
   ``always`` section, fails as real failures too and is counted, so the rule holds for them;
   a ``rescue`` nested inside such an ``always`` is the one case it gets wrong.) Without stats,
   every failure is kept.
+* **Changed tasks** (what a drift check reports) come from ``runner_on_ok`` events, and from
+  failures under ``ignore_errors`` (Ansible counts those as changed too), whose ``res.changed``
+  is true: the host, play and task *name*, nothing of the result. A ``no_log`` result is
+  censored down to ``{"censored": ...}`` and no longer says whether it changed anything; such a
+  task is named only when the stats tell that all of that host's censored tasks changed (its
+  ``changed`` count is exactly the named ones plus the censored ones). Otherwise the count in
+  the stats (:attr:`RunResult.changed`) exceeds the tasks named, and the difference is what
+  ``no_log`` hides.
 * **Outputs** are the stats event's ``artifact_data``: ansible-runner's callback fills it with
   ``stats.custom['_run']``, i.e. what ``ansible.builtin.set_stats`` published without
   ``per_host`` (per-host custom stats are not passed on).
@@ -38,7 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.structs import FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
+from bridge.structs import ChangedTask, FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
 
 #: The longest message kept for a failed task (longer ones end with "…").
 MESSAGE_LIMIT = 500
@@ -73,6 +81,14 @@ class _Failure:
     task: FailedTask
 
 
+@dataclass(frozen=True)
+class _Change:
+    """A task result that changed something (``known``), or a censored one that may have."""
+
+    known: bool
+    task: ChangedTask
+
+
 class ResultBuilder:
     """Collects a run's events as they stream in and builds its :class:`RunResult` at the end.
 
@@ -84,6 +100,7 @@ class ResultBuilder:
         self._hosts: dict[str, None] = {}  # hosts in order of first appearance
         self._counts: dict[str, dict[str, int]] = {}  # fallback counts, HostStats field names
         self._failures: list[_Failure] = []
+        self._changes: list[_Change] = []
         self._error_line = ""
 
     def feed(self, event: RunnerEvent) -> None:
@@ -109,6 +126,7 @@ class ResultBuilder:
         if name == "runner_on_ok":
             counts["ok"] += 1
             counts["changed"] += int(changed)
+            self._note_change(host, data, res, changed)
         elif name == "runner_on_skipped":
             counts["skipped"] += 1
         elif name == "runner_on_failed":
@@ -116,6 +134,7 @@ class ResultBuilder:
                 counts["ok"] += 1
                 counts["ignored"] += 1
                 counts["changed"] += int(changed)
+                self._note_change(host, data, res, changed)
             else:
                 counts["failed"] += 1
                 self._failures.append(_Failure(False, _failed_task(host, data)))
@@ -131,10 +150,12 @@ class ResultBuilder:
         if self._stats is not None:
             hosts = self._hosts_from_stats(self._stats)
             failed_tasks = self._counted_failures(self._stats)
+            changed_tasks = self._counted_changes(self._stats)
             outputs = self._stats.get("artifact_data")
         else:
             hosts = {h: HostStats(**self._counts[h]) for h in self._hosts}
             failed_tasks = tuple(f.task for f in self._failures)
+            changed_tasks = tuple(c.task for c in self._changes if c.known)
             outputs = None
         if not message and status != "successful" and not failed_tasks:
             message = self._error_line
@@ -146,7 +167,21 @@ class ResultBuilder:
             failed_tasks=failed_tasks,
             outputs=dict(outputs) if isinstance(outputs, Mapping) else {},
             message=message,
+            changed_tasks=changed_tasks,
         )
+
+    def _note_change(self, host: str, data: Mapping[str, Any], res: Any, changed: bool) -> None:
+        # Only the names are kept: nothing of a result, censored or not, goes further.
+        if changed:
+            known = True
+        elif isinstance(res, Mapping) and "censored" in res and "changed" not in res:
+            known = False  # no_log: whether it changed is told by the stats only
+        else:
+            return
+        task = ChangedTask(
+            host=host, play=str(data.get("play") or ""), task=str(data.get("task") or "")
+        )
+        self._changes.append(_Change(known, task))
 
     def _host_counts(self, host: str) -> dict[str, int]:
         if host not in self._counts:
@@ -190,6 +225,17 @@ class ResultBuilder:
                 if wanted > 0:
                     keep.update(indexes[-wanted:])
         return tuple(f.task for i, f in enumerate(self._failures) if i in keep)
+
+    def _counted_changes(self, stats: Mapping[str, Any]) -> tuple[ChangedTask, ...]:
+        # The known changes, and a host's censored (no_log) results when the stats count
+        # exactly that many more changes on it: then each of them changed something.
+        hidden_changed: set[str] = set()
+        for host in {c.task.host for c in self._changes if not c.known}:
+            known = sum(1 for c in self._changes if c.known and c.task.host == host)
+            censored = sum(1 for c in self._changes if not c.known and c.task.host == host)
+            if _count(stats, "changed", host) == known + censored:
+                hidden_changed.add(host)
+        return tuple(c.task for c in self._changes if c.known or c.task.host in hidden_changed)
 
 
 def _count(stats: Mapping[str, Any], key: str, host: str) -> int:
@@ -292,6 +338,39 @@ def describe(result: RunResult) -> str:
         "error": "the runner could not run the playbook",
     }
     return result.message or tasks or defaults.get(result.status, "")
+
+
+#: At most this many tasks, and hosts per task, are named in a drift message.
+_DRIFT_TASKS = 3
+_DRIFT_HOSTS = 3
+
+
+def describe_drift(result: RunResult) -> str:
+    """What a check run would change, short: "2 tasks would change: 'Render config' on
+    localhost; 'Write motd' on web1, web2" ("" when nothing). Changes counted by the stats but
+    hidden by ``no_log`` are only counted."""
+    by_task: dict[tuple[str, str], list[str]] = {}
+    for change in result.changed_tasks:
+        hosts = by_task.setdefault((change.play, change.task), [])
+        if change.host not in hosts:
+            hosts.append(change.host)
+    hidden = result.changed - len(result.changed_tasks)
+    if not by_task:
+        if hidden <= 0:
+            return ""
+        return f"{_plural(hidden, 'change')} would be made (hidden by no_log)"
+    parts = []
+    for (_, task), hosts in list(by_task.items())[:_DRIFT_TASKS]:
+        named = ", ".join(hosts[:_DRIFT_HOSTS])
+        if len(hosts) > _DRIFT_HOSTS:
+            named += f" (+{len(hosts) - _DRIFT_HOSTS} more)"
+        parts.append(f"'{task}' on {named}")
+    text = f"{_plural(len(by_task), 'task')} would change: {'; '.join(parts)}"
+    if len(by_task) > _DRIFT_TASKS:
+        text += f" (+{len(by_task) - _DRIFT_TASKS} more)"
+    if hidden > 0:
+        text += f"; {_plural(hidden, 'more change')} hidden by no_log"
+    return text
 
 
 def summarize(result: RunResult) -> str:

@@ -49,6 +49,36 @@ The layout (after a run of generation 3 that failed on one of two hosts)::
       runs:                          # the last few runs, newest first (id, generation, trigger,
         - {id: 7f3a..., result: failed, ...}  # startedAt, finishedAt, result, changed)
 
+With drift checks (a watch's ``drift``), the last check run and a ``Drifted`` condition::
+
+    status:
+      conditions:
+        - type: Drifted              # True: the last check found changes to make; False: none
+          status: "True"             # (or a real run succeeded since); Unknown: it failed
+          reason: Drifted            # InSync | CheckFailed | CheckTimeout | CheckError | a
+                                     # permanent error's reason (SecretNotFound, ...)
+          message: "2 tasks would change: 'Render config' on web1, web2; 'Write motd' on web1"
+          lastTransitionTime: "2024-05-01T10:10:07Z"
+          observedGeneration: 3
+      lastCheck:                     # the last check run (--check --diff) that ended
+        id: 9c1e...
+        generation: 3
+        startedAt: "2024-05-01T10:10:01Z"
+        finishedAt: "2024-05-01T10:10:07Z"
+        result: successful           # of the check run itself: successful | failed | timeout |
+                                     # error
+        changed: 3                   # changes it would make (no_log ones included)
+        drifted:                     # at most MAX_DRIFTED_TASKS, in the order they ran
+          - {host: web1, task: Render config}
+          - {host: web2, task: Render config}
+          - {host: web1, task: Write motd}
+
+A check run leaves everything else alone: ``observedGeneration``, ``lastRun``, ``runs``,
+``currentRun``, ``outputs``, ``Ready``, ``Reconciling`` and ``Stalled`` describe real runs only.
+A real run that succeeds sets ``Drifted`` False (``InSync``) on a watch with drift checks (or
+once the condition exists). ``lastCheck`` is the scheduler's own record and is written with
+``manage_status`` False too (conditions are not).
+
 A canceled run does not set ``observedGeneration``: its generation was not handled, and is
 run again when the bridge resumes (kstatus keeps saying InProgress until then).
 
@@ -79,7 +109,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, cast
 
-from bridge.results import describe
+from bridge.results import describe, describe_drift
 from bridge.structs import HostStats, RunResult, RunStatus, Trigger
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -88,12 +118,15 @@ READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
 SUSPENDED = "Suspended"
+DRIFTED = "Drifted"
 
 #: The annotation that suspends a resource's runs (all but the finalizer's) when "true".
 SUSPEND_ANNOTATION = "ansible-bridge.io/suspend"
 
 #: At most this many failed tasks are kept in ``status.lastRun.failedTasks``.
 MAX_FAILED_TASKS = 10
+#: At most this many changed tasks are kept in ``status.lastCheck.drifted``.
+MAX_DRIFTED_TASKS = 10
 
 #: The Ready (and Stalled) reason for each way a run can end.
 RESULT_REASONS: Mapping[RunStatus, str] = {
@@ -102,6 +135,13 @@ RESULT_REASONS: Mapping[RunStatus, str] = {
     "canceled": "Canceled",
     "timeout": "Timeout",
     "error": "RunnerError",
+}
+#: The Drifted reason (status Unknown) for each way a check run can fail.
+CHECK_REASONS: Mapping[RunStatus, str] = {
+    "failed": "CheckFailed",
+    "canceled": "CheckCanceled",
+    "timeout": "CheckTimeout",
+    "error": "CheckError",
 }
 #: Outcomes after which retrying the same input is not expected to help (kstatus ``Stalled``).
 STALLED_RESULTS: frozenset[RunStatus] = frozenset({"failed", "timeout", "error"})
@@ -229,11 +269,13 @@ def finished_patch(
     manage_status: bool = True,
     bookkeeping: Mapping[str, Any] | None = None,
     keep_runs: int = 5,
+    drift: bool = False,
 ) -> dict[str, Any]:
     """Run ``result.run_id`` of ``generation`` ended: lastRun, observedGeneration (unless it was
     canceled), conditions (Ready by the outcome, Reconciling False, Stalled when retrying cannot
     help) and, after a success, outputs. ``bookkeeping``: more keys for ``lastRun`` that the
-    scheduler reads back (kept with manage_status False too)."""
+    scheduler reads back (kept with manage_status False too). ``drift``: the watch checks for
+    drift, so a success sets ``Drifted`` False (as it does wherever the condition exists)."""
     last_run: dict[str, Any] = {
         "id": result.run_id,
         "generation": generation,
@@ -264,7 +306,11 @@ def finished_patch(
             condition(RECONCILING, "False", "Idle", idle, generation, now),
             condition(STALLED, "True" if stalled else "False", reason, message, generation, now),
         ]
-        patch["conditions"] = merge_conditions(_conditions(existing_status), updates, now)
+        existing = _conditions(existing_status)
+        if result.succeeded and (drift or any(c.get("type") == DRIFTED for c in existing)):
+            applied = f"run {result.run_id} applied generation {generation} (trigger: {trigger})"
+            updates.append(condition(DRIFTED, "False", "InSync", applied, generation, now))
+        patch["conditions"] = merge_conditions(existing, updates, now)
         if result.succeeded:
             patch["outputs"] = _replace(_get(existing_status, "outputs"), result.outputs)
         summary = {
@@ -274,6 +320,54 @@ def finished_patch(
         previous = [r for r in _get(existing_status, "runs") or [] if isinstance(r, Mapping)]
         patch["runs"] = [summary, *(_plain(r) for r in previous)][:keep_runs]
     patch["lastRun"] = _replace(_get(existing_status, "lastRun"), last_run)
+    return patch
+
+
+def drift_condition(
+    result: RunResult, generation: int, now: datetime, reason: str | None = None
+) -> Condition:
+    """The ``Drifted`` condition after check run ``result`` (``reason``: of a permanent error
+    that kept it from running): True when it would change something, False when not, Unknown
+    when it did not succeed. The message names no run, so an unchanged verdict compares equal."""
+    if not result.succeeded:
+        why = describe(result) or f"the check run ended: {result.status}"
+        reason = reason or CHECK_REASONS.get(result.status, "CheckError")
+        return condition(DRIFTED, "Unknown", reason, why, generation, now)
+    drift = describe_drift(result)
+    if drift:
+        return condition(DRIFTED, "True", "Drifted", drift, generation, now)
+    clean = f"a check of generation {generation} found nothing to change"
+    return condition(DRIFTED, "False", "InSync", clean, generation, now)
+
+
+def check_patch(
+    existing_status: Mapping[str, Any] | None,
+    result: RunResult,
+    generation: int,
+    started_at: datetime,
+    now: datetime,
+    *,
+    manage_status: bool = True,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """Check run ``result.run_id`` (``--check --diff``) of ``generation`` ended: ``lastCheck``
+    and the ``Drifted`` condition (see :func:`drift_condition`), nothing else. ``lastCheck``
+    is written with manage_status False too: the scheduler reads its ``finishedAt`` back."""
+    last_check: dict[str, Any] = {
+        "id": result.run_id,
+        "generation": generation,
+        "startedAt": rfc3339(started_at),
+        "finishedAt": rfc3339(now),
+        "result": result.status,
+        "changed": max(result.changed, len(result.changed_tasks)),
+        "drifted": [
+            {"host": t.host, "task": t.task} for t in result.changed_tasks[:MAX_DRIFTED_TASKS]
+        ],
+    }
+    patch: dict[str, Any] = {"lastCheck": _replace(_get(existing_status, "lastCheck"), last_check)}
+    if manage_status:
+        update = drift_condition(result, generation, now, reason)
+        patch["conditions"] = merge_conditions(_conditions(existing_status), [update], now)
     return patch
 
 

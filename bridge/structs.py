@@ -17,9 +17,18 @@ if TYPE_CHECKING:
 #: How a run ended. ``error`` means the runner itself could not run the playbook.
 RunStatus = Literal["successful", "failed", "canceled", "timeout", "error"]
 
-#: What caused a run.
+#: What caused a run. ``drift``: a drift check found changes and the watch remediates them (the
+#: check runs themselves carry it too, with :attr:`RunSpec.check` set).
 Trigger = Literal[
-    "create", "update", "resume", "finalize", "annotation", "periodic", "requested", "retry"
+    "create",
+    "update",
+    "resume",
+    "finalize",
+    "annotation",
+    "periodic",
+    "requested",
+    "retry",
+    "drift",
 ]
 
 
@@ -63,6 +72,11 @@ class Watch:
     inventory: Path | None = None
     #: Gather facts before a role runs (the playbook decides for itself).
     gather_facts: bool = False
+    #: Seconds between drift checks (``drift.interval``: the automation run with ``--check
+    #: --diff``); None: no drift checks.
+    drift_interval: float | None = None
+    #: Run the automation for real when a drift check finds changes (``drift.remediate``).
+    drift_remediate: bool = False
     #: Where the entry came from, for messages: "watches.yaml: entry 2".
     source: str = ""
     # --- argument spec and CRD generation (bridge extensions) ---
@@ -136,6 +150,9 @@ class RunSpec:
     gather_facts: bool = False
     #: Values resolved from Secrets: redacted from artifacts (never printed: repr=False).
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: A drift check: run with ``--check --diff``, changing nothing. Only the controller's
+    #: drift checks set it; every other run is a real one.
+    check: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,15 @@ class FailedTask:
 
 
 @dataclass(frozen=True)
+class ChangedTask:
+    """A task that reported a change on a host (in a check run: one that would change)."""
+
+    host: str
+    play: str
+    task: str
+
+
+@dataclass(frozen=True)
 class RunResult:
     """The outcome of one run, derived from the runner's events."""
 
@@ -174,6 +200,9 @@ class RunResult:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     #: Why the run did not succeed when no task says it (runner error, timeout, cancel).
     message: str = ""
+    #: The tasks that reported a change, per host, in the order they ran (names only: a
+    #: ``no_log`` result is never read). ``changed`` may count more (see bridge.results).
+    changed_tasks: tuple[ChangedTask, ...] = ()
 
     @property
     def changed(self) -> int:

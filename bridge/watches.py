@@ -18,6 +18,12 @@ Bridge extensions, per entry:
     An inventory file or folder, relative to the watches file; default: localhost only.
 ``gatherFacts``
     Whether to gather facts before a ``role`` runs; default false (a playbook decides itself).
+``drift``
+    Drift detection: ``{mode: check, interval: 10m, remediate: false}``. Every ``interval``
+    (a duration, required, more than 0) after the resource's last run or check, the automation
+    runs with ``--check --diff``; a task that would change something is drift (status
+    ``Drifted``). ``mode`` is ``check`` (the default, and the only mode for now);
+    ``remediate`` (default false) then runs the automation for real.
 
 For the CRD (``ansible-bridge crd``, see :mod:`bridge.crdgen`) and Secret references:
 
@@ -42,8 +48,8 @@ The argument spec (the ``argumentSpec`` file, else the role's own) is read at lo
 
 Values:
 
-- Durations (``reconcilePeriod``, ``timeout``) are Go durations (``30s``, ``1m30s``, ``1.5h``,
-  ``500ms``) or a number of seconds; see :func:`parse_duration`.
+- Durations (``reconcilePeriod``, ``timeout``, ``drift.interval``) are Go durations (``30s``,
+  ``1m30s``, ``1.5h``, ``500ms``) or a number of seconds; see :func:`parse_duration`.
 - ``${VAR}`` in any string value (nested ``vars`` included) is replaced by ``VAR`` from the
   environment given to :func:`load_watches`; an undefined variable is an error. ``$${`` stands
   for a literal ``${``. Only the braced form is expanded: a bare ``$VAR`` stays as it is.
@@ -118,6 +124,7 @@ ENTRY_KEYS: tuple[str, ...] = (
     "scope",
     "shortNames",
     "plural",
+    "drift",
 )
 
 #: Operator SDK keys that are accepted so existing files load, but have no effect yet.
@@ -128,6 +135,8 @@ IGNORED_KEYS: tuple[str, ...] = (
 )
 
 _FINALIZER_KEYS = ("name", "playbook", "role", "vars")
+_DRIFT_KEYS = ("mode", "interval", "remediate")
+_DRIFT_MODES = ("check",)
 _SELECTOR_KEYS = ("matchLabels", "matchExpressions")
 _EXPRESSION_KEYS = ("key", "operator", "values")
 _OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
@@ -352,6 +361,7 @@ class _EntryReader:
                 if isinstance(found, str):
                     self.fail(f"secretOptions[{i}]", f"{found}, in {spec_file}")
         from_spec = secret_paths(arguments.options) if arguments is not None else ()
+        drift_interval, drift_remediate = self.drift(entry)
         return Watch(
             group=group,
             version=version,
@@ -370,6 +380,8 @@ class _EntryReader:
             timeout=timeout or None,
             inventory=None if inventory is None else self.inventory(inventory),
             gather_facts=gather_facts,
+            drift_interval=drift_interval,
+            drift_remediate=drift_remediate,
             source=f"{self.file}: entry {self.n}",
             argument_spec=spec_file,
             entry_point=entry_point,
@@ -501,6 +513,29 @@ class _EntryReader:
             name=name, playbook=playbook, role=role, vars=self.variables(raw, "vars", "finalizer.")
         )
 
+    def drift(self, entry: Mapping[str, Any]) -> tuple[float | None, bool]:
+        """``drift``: the seconds between checks (None: no checks) and whether to remediate."""
+        raw = entry.get("drift")
+        if raw is None:
+            return None, False
+        if not isinstance(raw, dict):
+            self.fail(
+                "drift",
+                f"expected a mapping like {{mode: check, interval: 10m}}, got {_type_name(raw)}",
+            )
+        self.check_keys(raw, _DRIFT_KEYS, "drift.")
+        mode = raw.get("mode")
+        if mode is not None and mode not in _DRIFT_MODES:
+            self.fail("drift.mode", f"expected {' or '.join(_DRIFT_MODES)}, got {_type_name(mode)}")
+        if "interval" not in raw:
+            self.fail("drift.interval", "missing required key 'interval' (a duration like 10m)")
+        interval = self.duration(raw, "interval", None, prefix="drift.")
+        if interval is None:
+            self.fail("drift.interval", "expected a duration (like 10m), got null")
+        if interval == 0:
+            self.fail("drift.interval", "must be more than 0; leave out 'drift' to turn checks off")
+        return interval, self.boolean(raw, "remediate", False, prefix="drift.")
+
     # --- keys and values ----------------------------------------------------------------------
 
     def check_keys(self, mapping: Mapping[Any, Any], allowed: tuple[str, ...], prefix: str) -> None:
@@ -578,15 +613,19 @@ class _EntryReader:
             self.fail(prefix + key, f"{value!r} is not {like}")
         return value
 
-    def boolean(self, mapping: Mapping[str, Any], key: str, default: bool) -> bool:
+    def boolean(
+        self, mapping: Mapping[str, Any], key: str, default: bool, *, prefix: str = ""
+    ) -> bool:
         value = mapping.get(key)
         if value is None:
             return default
         if not isinstance(value, bool):
-            self.fail(key, f"expected a boolean (true or false), got {_type_name(value)}")
+            self.fail(prefix + key, f"expected a boolean (true or false), got {_type_name(value)}")
         return value
 
-    def duration(self, mapping: Mapping[str, Any], key: str, default: float | None) -> float | None:
+    def duration(
+        self, mapping: Mapping[str, Any], key: str, default: float | None, *, prefix: str = ""
+    ) -> float | None:
         """A duration in seconds; ``default`` when absent, None when null."""
         if key not in mapping:
             return default
@@ -595,14 +634,14 @@ class _EntryReader:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             self.fail(
-                key,
+                prefix + key,
                 f"expected a duration (like 30s, 5m, 1h30m) or a number of seconds, "
                 f"got {_type_name(value)}",
             )
         try:
             return parse_duration(value)
         except ValueError as exc:
-            self.fail(key, str(exc))
+            self.fail(prefix + key, str(exc))
 
     def max_artifacts(self, mapping: Mapping[str, Any]) -> int:
         value = mapping.get("maxRunnerArtifacts")

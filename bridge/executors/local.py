@@ -6,6 +6,10 @@ Cancellation sets a flag that ansible-runner polls (``cancel_callback``); it the
 run's process group (ansible-playbook and its forks), and only then does the cancellation reach
 the caller. The private data dir (extravars, inventory, generated playbook) is mode 0700 and
 removed after the run; artifacts are kept per resource and rotated.
+
+A drift check (:attr:`RunSpec.check`) runs with ansible-runner's ``cmdline="--check --diff"``;
+the command line is built per run from its spec alone (:func:`runner_cmdline`), and nothing of
+it is written to a file that another run could read, so check mode cannot reach a real run.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from bridge.structs import RunnerEvent, RunResult, RunSpec, RunStatus
 
 logger = logging.getLogger("bridge.executors.local")
 
+#: The extra ansible-playbook options of a drift check run.
+CHECK_CMDLINE = "--check --diff"
+
 _STATUSES: dict[str, RunStatus] = {
     "successful": "successful",
     "failed": "failed",
@@ -38,8 +45,17 @@ _STATUSES: dict[str, RunStatus] = {
 }
 
 
+def runner_cmdline(spec: RunSpec) -> str | None:
+    """The ``cmdline`` for ansible-runner: :data:`CHECK_CMDLINE` for a check run, else None."""
+    return CHECK_CMDLINE if spec.check is True else None
+
+
 class LocalExecutor:
     """Runs playbooks with ansible-runner in threads of this process."""
+
+    #: It runs :attr:`RunSpec.check` runs in check mode (the controller checks for drift only
+    #: with executors that say so).
+    supports_check = True
 
     def __init__(self, settings: RunnerSettings) -> None:
         self._settings = settings
@@ -119,6 +135,10 @@ class LocalExecutor:
             env = {"PATH": f"{self._settings.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
             env.update(spec.envvars)
             env[proctree.MARKER] = spec.run_id
+            options: dict[str, Any] = {}
+            cmdline = runner_cmdline(spec)
+            if cmdline is not None:
+                options["cmdline"] = cmdline
             runner = ansible_runner.run(
                 private_data_dir=str(private),
                 project_dir=str(spec.project_dir or playbook.parent),
@@ -133,6 +153,7 @@ class LocalExecutor:
                 quiet=True,
                 json_mode=False,
                 suppress_env_files=True,
+                **options,
             )
         except Exception as exc:  # ansible-runner could not start the run at all
             return "error", None, f"ansible-runner failed: {exc}"

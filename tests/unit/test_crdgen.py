@@ -443,6 +443,7 @@ def test_a_crd_names_scope_columns_and_status() -> None:
     assert set(status["properties"]) == {
         "conditions",
         "currentRun",
+        "lastCheck",
         "lastRun",
         "observedGeneration",
         "outputs",

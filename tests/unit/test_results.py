@@ -18,10 +18,11 @@ from bridge.results import (
     NO_LOG_MESSAGE,
     ResultBuilder,
     describe,
+    describe_drift,
     failure_message,
     summarize,
 )
-from bridge.structs import FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
+from bridge.structs import ChangedTask, FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
 
 EVENTS = Path(__file__).parent / "data" / "events"
 
@@ -492,3 +493,124 @@ def test_feeding_does_not_mutate_events_and_result_can_be_repeated() -> None:
 def test_summarize(result: RunResult, line: str) -> None:
     assert summarize(result) == line
     assert describe(result) == line.partition(": ")[2]
+
+
+# --- changed tasks (what a drift check reports) ----------------------------------------------
+
+CENSORED = {"censored": "the output has been hidden due to the fact that 'no_log: true' ..."}
+
+
+def _ok(host: str, task: str, res: dict[str, Any]) -> RunnerEvent:
+    return {
+        "event": "runner_on_ok",
+        "event_data": {"host": host, "play": "p", "task": task, "res": res},
+    }
+
+
+def feed_all(*events: RunnerEvent) -> RunResult:
+    builder = ResultBuilder()
+    for event in events:
+        builder.feed(event)
+    return builder.result("run-1", "successful", 0)
+
+
+def test_changed_tasks_are_the_ok_results_that_changed_in_order() -> None:
+    result = build("success")
+    assert result.changed_tasks == (
+        ChangedTask("host2", "Configure the app", "Write config"),
+        ChangedTask("host1", "Configure the app", "Write config"),
+        ChangedTask("host1", "Configure the app", "Restart service"),
+    )
+    assert result.changed == len(result.changed_tasks)
+    per_host = {h: sum(t.host == h for t in result.changed_tasks) for h in result.hosts}
+    assert per_host == {h: s.changed for h, s in result.hosts.items()}
+
+
+def test_changed_tasks_include_ignored_failures_that_changed_only() -> None:
+    assert [t.task for t in build("ignore_errors").changed_tasks] == ["Carry on"]
+    assert [t.task for t in build("rescued").changed_tasks] == ["Take the slow way"]
+    assert [t.task for t in build("multihost").changed_tasks] == ["Deploy", "Deploy"]
+    ignored = _failed("h", "Try it", ignore_errors=True)
+    ignored["event_data"]["res"] = {"changed": True, "msg": "no"}
+    result = feed_all(ignored, _failed("h", "Give up"), _stats(changed={"h": 1}, failures={"h": 1}))
+    assert [t.task for t in result.changed_tasks] == ["Try it"]
+
+
+def test_changed_tasks_without_stats_are_the_known_ones() -> None:
+    result = build("success", drop=("playbook_on_stats",), status="canceled")
+    assert [(t.host, t.task) for t in result.changed_tasks] == [
+        ("host2", "Write config"),
+        ("host1", "Write config"),
+        ("host1", "Restart service"),
+    ]
+
+
+def test_a_censored_result_is_named_only_when_the_stats_account_for_it() -> None:
+    events = (_ok("h", "Render config", {"changed": True}), _ok("h", "Set password", CENSORED))
+    named = feed_all(*events, _stats(ok={"h": 2}, changed={"h": 2}))
+    assert [t.task for t in named.changed_tasks] == ["Render config", "Set password"]
+    unchanged = feed_all(*events, _stats(ok={"h": 2}, changed={"h": 1}))
+    assert [t.task for t in unchanged.changed_tasks] == ["Render config"]
+    # Two censored results, one change: which one cannot be told; it is only counted.
+    two = (*events, _ok("h", "Set token", CENSORED))
+    unknown = feed_all(*two, _stats(ok={"h": 3}, changed={"h": 2}))
+    assert [t.task for t in unknown.changed_tasks] == ["Render config"]
+    assert unknown.changed == 2
+    assert describe_drift(unknown) == (
+        "1 task would change: 'Render config' on h; 1 more change hidden by no_log"
+    )
+    without_stats = feed_all(*events)
+    assert [t.task for t in without_stats.changed_tasks] == ["Render config"]
+
+
+def test_changed_tasks_keep_nothing_of_a_result() -> None:
+    secret = {
+        "changed": True,
+        "diff": {"after": "s3cret"},
+        "msg": "s3cret",
+        "_ansible_no_log": True,
+    }
+    result = feed_all(_ok("h", "Write the key", secret), _stats(changed={"h": 1}))
+    assert result.changed_tasks == (ChangedTask("h", "p", "Write the key"),)
+    assert "s3cret" not in repr(result)
+
+
+def drift_result(*pairs: tuple[str, str], hidden: int = 0) -> RunResult:
+    tasks = tuple(ChangedTask(host, "p", task) for host, task in pairs)
+    per_host: dict[str, int] = {}
+    for t in tasks:
+        per_host[t.host] = per_host.get(t.host, 0) + 1
+    per_host["h0"] = per_host.get("h0", 0) + hidden
+    hosts = {h: HostStats(changed=n) for h, n in per_host.items()}
+    return RunResult("c", "successful", 0, hosts=hosts, changed_tasks=tasks)
+
+
+@pytest.mark.parametrize(
+    ("result", "text"),
+    [
+        (drift_result(), ""),
+        (
+            drift_result(("localhost", "Render config")),
+            "1 task would change: 'Render config' on localhost",
+        ),
+        (
+            drift_result(("web1", "A"), ("web2", "A"), ("web1", "B")),
+            "2 tasks would change: 'A' on web1, web2; 'B' on web1",
+        ),
+        (
+            drift_result(*[(f"web{i}", "A") for i in range(1, 6)]),
+            "1 task would change: 'A' on web1, web2, web3 (+2 more)",
+        ),
+        (
+            drift_result(*[("h", t) for t in "ABCDE"]),
+            "5 tasks would change: 'A' on h; 'B' on h; 'C' on h (+2 more)",
+        ),
+        (drift_result(hidden=2), "2 changes would be made (hidden by no_log)"),
+        (
+            drift_result(("h", "A"), hidden=1),
+            "1 task would change: 'A' on h; 1 more change hidden by no_log",
+        ),
+    ],
+)
+def test_describe_drift(result: RunResult, text: str) -> None:
+    assert describe_drift(result) == text

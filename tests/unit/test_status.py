@@ -17,9 +17,12 @@ import pytest
 
 from bridge.results import ResultBuilder
 from bridge.status import (
+    MAX_DRIFTED_TASKS,
     MAX_FAILED_TASKS,
     Condition,
+    check_patch,
     condition,
+    drift_condition,
     error_patch,
     finished_patch,
     merge_conditions,
@@ -27,7 +30,7 @@ from bridge.status import (
     rfc3339,
     started_patch,
 )
-from bridge.structs import FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
+from bridge.structs import ChangedTask, FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 EVENTS = Path(__file__).parent / "data" / "events"
@@ -625,3 +628,167 @@ def test_patches_do_not_mutate_existing_status() -> None:
     finished_patch(status, failed_result(), 2, "update", at(10), at(20))
     error_patch(status, 2, "X", "m", at(20))
     assert status == before
+
+
+# --- drift checks: lastCheck and Drifted ----------------------------------------------------
+
+
+def drifted_result(run_id: str = "chk-1", n: int = 2) -> RunResult:
+    tasks = tuple(
+        ChangedTask(host, "Configure", task)
+        for task in ("Render config", "Write motd")
+        for host in ("web1", "web2")
+    )[:n]
+    hosts = {h: HostStats(ok=3, changed=sum(t.host == h for t in tasks)) for h in ("web1", "web2")}
+    return RunResult(run_id, "successful", 0, hosts=hosts, changed_tasks=tasks)
+
+
+def clean_result(run_id: str = "chk-2") -> RunResult:
+    return RunResult(run_id, "successful", 0, hosts={"web1": HostStats(ok=3)})
+
+
+def check_once(
+    status: Mapping[str, Any],
+    result: RunResult,
+    start: int,
+    *,
+    generation: int = 1,
+    manage_status: bool = True,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    patch = check_patch(
+        status,
+        result,
+        generation,
+        at(start),
+        at(start + 5),
+        manage_status=manage_status,
+        reason=reason,
+    )
+    json.dumps(patch)  # plain JSON data
+    return cast(dict[str, Any], merge(status, patch))
+
+
+def test_a_drifted_check_writes_last_check_and_drifted_and_nothing_else() -> None:
+    status = run_once({}, ok_result(outputs={"url": "u"}), 1, 0, trigger="create")
+    after = check_once(status, drifted_result(n=3), 100)
+    assert {k: v for k, v in after.items() if k not in ("lastCheck", "conditions")} == {
+        k: v for k, v in status.items() if k != "conditions"
+    }
+    assert after["conditions"][:3] == status["conditions"]  # Ready, Reconciling, Stalled kept
+    drifted = cond(after, "Drifted")
+    assert drifted == {
+        "type": "Drifted",
+        "status": "True",
+        "reason": "Drifted",
+        "message": "2 tasks would change: 'Render config' on web1, web2; 'Write motd' on web1",
+        "lastTransitionTime": ts(105),
+        "observedGeneration": 1,
+    }
+    assert after["lastCheck"] == {
+        "id": "chk-1",
+        "generation": 1,
+        "startedAt": ts(100),
+        "finishedAt": ts(105),
+        "result": "successful",
+        "changed": 3,
+        "drifted": [
+            {"host": "web1", "task": "Render config"},
+            {"host": "web2", "task": "Render config"},
+            {"host": "web1", "task": "Write motd"},
+        ],
+    }
+    assert kstatus(1, after) == "Current"  # a check is not progress
+
+
+def test_drifted_keeps_its_transition_time_while_the_drift_stays() -> None:
+    status = check_once({}, drifted_result(), 100)
+    status = check_once(status, drifted_result("chk-9", n=4), 700)
+    drifted = cond(status, "Drifted")
+    assert drifted["lastTransitionTime"] == ts(105)
+    assert drifted["message"].startswith("2 tasks would change:")
+    assert status["lastCheck"]["id"] == "chk-9"
+
+
+def test_at_most_max_drifted_tasks_are_listed() -> None:
+    tasks = tuple(ChangedTask("h", "p", f"task {i}") for i in range(MAX_DRIFTED_TASKS + 5))
+    result = RunResult("c", "successful", 0, {"h": HostStats(changed=15)}, changed_tasks=tasks)
+    status = check_once({}, result, 0)
+    assert len(status["lastCheck"]["drifted"]) == MAX_DRIFTED_TASKS
+    assert status["lastCheck"]["changed"] == MAX_DRIFTED_TASKS + 5
+    assert cond(status, "Drifted")["message"] == (
+        "15 tasks would change: 'task 0' on h; 'task 1' on h; 'task 2' on h (+12 more)"
+    )
+
+
+def test_a_clean_check_is_in_sync_and_clears_the_drifted_list() -> None:
+    status = check_once({}, drifted_result(), 0)
+    status = check_once(status, clean_result(), 600)
+    drifted = cond(status, "Drifted")
+    assert (drifted["status"], drifted["reason"]) == ("False", "InSync")
+    assert drifted["message"] == "a check of generation 1 found nothing to change"
+    assert drifted["lastTransitionTime"] == ts(605)
+    assert status["lastCheck"]["drifted"] == [] and status["lastCheck"]["changed"] == 0
+
+
+def test_a_failed_check_is_unknown_with_its_reason() -> None:
+    failed = RunResult(
+        "chk-3",
+        "failed",
+        2,
+        hosts={"web1": HostStats(ok=1, failed=1)},
+        failed_tasks=(FailedTask("web1", "Configure", "Query the API", "HTTP 503"),),
+    )
+    status = check_once({}, failed, 0)
+    drifted = cond(status, "Drifted")
+    assert (drifted["status"], drifted["reason"]) == ("Unknown", "CheckFailed")
+    assert drifted["message"] == "task 'Query the API' on web1: HTTP 503"
+    assert status["lastCheck"]["result"] == "failed"
+    timeout = RunResult("chk-4", "timeout", message="the run exceeded its timeout")
+    assert cond(check_once({}, timeout, 0), "Drifted")["reason"] == "CheckTimeout"
+    missing = RunResult("chk-5", "error", message="secret db not found")
+    status = check_once({}, missing, 0, reason="SecretNotFound")
+    assert cond(status, "Drifted")["reason"] == "SecretNotFound"
+    assert cond(status, "Drifted")["message"] == "secret db not found"
+
+
+def test_a_check_with_manage_status_false_writes_last_check_only() -> None:
+    playbook_status = {"conditions": [{"type": "Custom", "status": "True"}], "mine": 1}
+    status = check_once(playbook_status, drifted_result(), 0, manage_status=False)
+    assert status["conditions"] == playbook_status["conditions"]
+    assert status["mine"] == 1
+    assert status["lastCheck"]["changed"] == 2
+
+
+def test_drift_condition_compares_equal_for_the_same_verdict() -> None:
+    first = drift_condition(drifted_result("a"), 1, at(0))
+    again = drift_condition(drifted_result("b"), 1, at(600))
+    assert {k: v for k, v in first.items() if k != "lastTransitionTime"} == {
+        k: v for k, v in again.items() if k != "lastTransitionTime"
+    }
+
+
+def test_a_successful_run_sets_drifted_false_when_the_watch_checks() -> None:
+    status = run_once({}, ok_result(), 1, 0)
+    assert "Drifted" not in [c["type"] for c in status["conditions"]]  # no drift, no condition
+    patch = finished_patch(status, ok_result("r2"), 1, "periodic", at(99), at(100), drift=True)
+    drifted = cond(merge(status, patch), "Drifted")
+    assert (drifted["status"], drifted["reason"]) == ("False", "InSync")
+    assert drifted["message"] == "run r2 applied generation 1 (trigger: periodic)"
+
+
+def test_a_run_after_drift_sets_in_sync_only_when_it_succeeds() -> None:
+    status = check_once(run_once({}, ok_result(), 1, 0), drifted_result(), 100)
+    failed = merge(
+        status, finished_patch(status, failed_result("r2"), 1, "drift", at(110), at(120))
+    )
+    assert cond(failed, "Drifted")["status"] == "True"
+    assert failed["lastCheck"] == status["lastCheck"]
+    # The condition exists, so a success clears it even without drift=True (drift turned off).
+    ok = merge(failed, finished_patch(failed, ok_result("r3"), 1, "retry", at(130), at(140)))
+    drifted = cond(ok, "Drifted")
+    assert (drifted["status"], drifted["reason"], drifted["lastTransitionTime"]) == (
+        "False",
+        "InSync",
+        ts(140),
+    )

@@ -859,3 +859,64 @@ def test_gather_facts_with_a_playbook_warns(project: Path) -> None:
         f"{path}: entry 1: key 'gatherFacts': gatherFacts applies to roles only; "
         "a playbook decides itself"
     ]
+
+
+# --- drift ------------------------------------------------------------------------------------
+
+
+def test_drift_with_every_key(project: Path) -> None:
+    path = write(
+        project,
+        HEAD + "  playbook: playbook.yml\n  drift: {mode: check, interval: 10m, remediate: true}\n",
+    )
+    watch, warnings = load_one(path)
+    assert (watch.drift_interval, watch.drift_remediate) == (600.0, True)
+    assert warnings == []
+
+
+def test_drift_mode_and_remediate_have_defaults(project: Path) -> None:
+    path = write(project, HEAD + "  playbook: playbook.yml\n  drift: {interval: 90}\n")
+    watch, _ = load_one(path)
+    assert (watch.drift_interval, watch.drift_remediate) == (90.0, False)
+    path = write(project, HEAD + "  playbook: playbook.yml\n  drift: {mode: null, interval: 1h}\n")
+    assert load_one(path)[0].drift_interval == 3600.0
+
+
+def test_no_drift_means_no_checks(project: Path) -> None:
+    for text in ("", "  drift: null\n"):
+        watch, _ = load_one(write(project, HEAD + "  playbook: playbook.yml\n" + text))
+        assert (watch.drift_interval, watch.drift_remediate) == (None, False)
+
+
+def test_drift_interval_from_the_environment(project: Path) -> None:
+    path = write(project, HEAD + "  playbook: playbook.yml\n  drift: {interval: '${EVERY}'}\n")
+    assert load_one(path, {"EVERY": "2s"})[0].drift_interval == 2.0
+
+
+@pytest.mark.parametrize(
+    ("drift", "key", "expected"),
+    [
+        ("{interval: soon}", "drift.interval", "'soon' is not a duration like 30s, 5m, 1h30m"),
+        ("{interval: -5}", "drift.interval", "-5 is negative"),
+        ("{interval: true}", "drift.interval", "expected a duration (like 30s, 5m, 1h30m)"),
+        ("{interval: 0s}", "drift.interval", "must be more than 0; leave out 'drift'"),
+        ("{interval: null}", "drift.interval", "expected a duration (like 10m), got null"),
+        ("{mode: check}", "drift.interval", "missing required key 'interval'"),
+        ("{interval: 1m, intervall: 2m}", "drift.intervall", "did you mean 'interval'?"),
+        ("{interval: 1m, remediation: true}", "drift.remediation", "did you mean 'remediate'?"),
+        ("{interval: 1m, zzz: 1}", "drift.zzz", "valid keys: mode, interval, remediate"),
+        ("{mode: apply, interval: 1m}", "drift.mode", "expected check, got a string ('apply')"),
+        ("{mode: 1, interval: 1m}", "drift.mode", "expected check, got an integer (1)"),
+        ("{interval: 1m, remediate: 'yes'}", "drift.remediate", "expected a boolean"),
+        ("10m", "drift", "expected a mapping like {mode: check, interval: 10m}, got a string"),
+        ("[check]", "drift", "got a list"),
+    ],
+)
+def test_bad_drift(project: Path, drift: str, key: str, expected: str) -> None:
+    path = write(project, HEAD + f"  playbook: playbook.yml\n  drift: {drift}\n")
+    assert expected in load_error(path, entry=1, key=key)
+
+
+def test_drift_typo_at_the_top_suggests_drift(project: Path) -> None:
+    path = write(project, HEAD + "  playbook: playbook.yml\n  drfit: {interval: 1m}\n")
+    assert "did you mean 'drift'?" in load_error(path, entry=1, key="drfit")
