@@ -69,7 +69,9 @@ def _operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> Ope
     if not 0 <= args.http_port <= 65535:
         print("ansible-bridge: --http-port must be between 0 and 65535", file=sys.stderr)
         return 2
-    runner = RunnerSettings(artifacts_dir=Path(args.artifacts_dir).resolve())
+    runner = RunnerSettings(
+        artifacts_dir=Path(args.artifacts_dir).resolve(), executor=args.executor
+    )
     if args.max_concurrent_runs is not None:
         runner = dataclasses.replace(runner, max_concurrent_runs=args.max_concurrent_runs)
     namespaces = () if getattr(args, "all_namespaces", True) else tuple(args.namespace)
@@ -207,6 +209,12 @@ def _operator_options(parser: argparse.ArgumentParser, *, http_port: int) -> Non
         "--artifacts-dir",
         default="/tmp/ansible-bridge/runner",
         help="where run artifacts are kept, per resource",
+    )
+    parser.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "warm"],
+        help="local: ansible-runner per run; warm: forked from a server with Ansible imported",
     )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]

@@ -13,7 +13,9 @@ from typing import Any
 import kopf
 
 from bridge import handlers
+from bridge.executors import Executor
 from bridge.executors.local import LocalExecutor
+from bridge.executors.warm import WarmExecutor
 from bridge.kube import Kube, api_client, credentials
 from bridge.metrics import RunMetrics
 from bridge.reconcile import Controller
@@ -56,7 +58,11 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
         )
 
     kube = Kube(api_client(settings.kubeconfig))
-    executor = LocalExecutor(settings.runner)
+    executor: Executor
+    if settings.runner.executor == "warm":
+        executor = WarmExecutor(settings.runner)
+    else:
+        executor = LocalExecutor(settings.runner)
     metrics = RunMetrics(settings.watches)
     controller = Controller(settings, executor, kube, handlers.post_event, observer=metrics)
     for watch in settings.watches:

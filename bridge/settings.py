@@ -36,6 +36,9 @@ class RunnerSettings:
     cancel_poll: float = 0.1
     #: Seconds between SIGINT and SIGKILL when a run is canceled or times out.
     stop_grace: float = 5.0
+    #: "local": ansible-runner spawns ansible-playbook per run; "warm": runs are forked from a
+    #: server that has imported Ansible once (falls back to local when it cannot serve a run).
+    executor: str = "local"
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,9 @@ class _Fallback:
 class WarmExecutor:
     """Runs playbooks forked from a warm Ansible process; falls back to :class:`LocalExecutor`."""
 
+    #: Check runs (drift) are served: they go to the local executor, with --check --diff.
+    supports_check = True
+
     def __init__(self, settings: RunnerSettings, warm: WarmSettings | None = None) -> None:
         self._settings = settings
         self._warm = warm or WarmSettings()

@@ -63,8 +63,26 @@ def processes_mentioning(marker: str) -> list[str]:
 
 
 def ansible_processes(bridge: Bridge) -> list[str]:
-    """ansible processes of the test's runs: their command lines name a run's private dir."""
-    return processes_mentioning(str(bridge.workdir / "artifacts") + "/")
+    """Processes of the test's runs, by either mark a run leaves on them: the command line
+    names a run's private dir (ansible-runner's spawn), or the environment carries the run id
+    (ANSIBLE_BRIDGE_RUN_ID, also set in processes forked by the warm executor)."""
+    artifacts = bridge.workdir / "artifacts"
+    found = processes_mentioning(str(artifacts) + "/")
+    run_ids = {p.name for p in artifacts.glob("*/*/*/*/*/artifacts/*") if p.is_dir()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"ANSIBLE_BRIDGE_RUN_ID=") and state != "Z":
+                run_id = item.split(b"=", 1)[1].rstrip(b"\0 ").decode(errors="replace")
+                if run_id in run_ids:
+                    found.append(f"{entry.name}: run {run_id}")
+    return sorted(set(found))
 
 
 class Operator:
@@ -104,6 +122,9 @@ class Operator:
             "debug",
             "--http-port",
             "0",
+            # BRIDGE_TEST_EXECUTOR=warm runs the whole e2e suite with the warm executor.
+            "--executor",
+            os.environ.get("BRIDGE_TEST_EXECUTOR", "local"),
             *self.extra_args,
         ]
         log = open(self.log, "ab")  # noqa: SIM115 - the child owns it
