@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bridge import __version__, controlplane
@@ -70,7 +70,9 @@ def _operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> Ope
         print("ansible-bridge: --http-port must be between 0 and 65535", file=sys.stderr)
         return 2
     runner = RunnerSettings(
-        artifacts_dir=Path(args.artifacts_dir).resolve(), executor=args.executor
+        artifacts_dir=Path(args.artifacts_dir).resolve(),
+        executor=args.executor,
+        env=run_environment(environ, kubeconfig),
     )
     if args.max_concurrent_runs is not None:
         runner = dataclasses.replace(runner, max_concurrent_runs=args.max_concurrent_runs)
@@ -84,6 +86,19 @@ def _operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> Ope
         kubeconfig=kubeconfig,
         log_level=args.log_level.upper(),
     )
+
+
+def run_environment(environ: Mapping[str, str], kubeconfig: Path | None) -> dict[str, str]:
+    """What every run gets on top of the operator's environment: the bundled operator_sdk.util
+    collection first on ANSIBLE_COLLECTIONS_PATH, and the operator's kubeconfig for modules."""
+    bundled = str(Path(__file__).resolve().parent)  # holds ansible_collections/
+    paths = environ.get("ANSIBLE_COLLECTIONS_PATH") or environ.get("ANSIBLE_COLLECTIONS_PATHS")
+    env = {"ANSIBLE_COLLECTIONS_PATH": bundled + (f":{paths}" if paths else "")}
+    if kubeconfig is not None:
+        env["K8S_AUTH_KUBECONFIG"] = str(kubeconfig)
+    elif environ.get("KUBECONFIG"):
+        env["K8S_AUTH_KUBECONFIG"] = environ["KUBECONFIG"]
+    return env
 
 
 def _setup_logging(args: argparse.Namespace) -> None:

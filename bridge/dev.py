@@ -78,7 +78,9 @@ def dev(
             "The operator runs below; Ctrl-C stops it and the control plane.\n",
             flush=True,
         )
-        run(dataclasses.replace(settings, kubeconfig=plane.kubeconfig))
+        env = {**settings.runner.env, "K8S_AUTH_KUBECONFIG": str(plane.kubeconfig)}
+        runner = dataclasses.replace(settings.runner, env=env)
+        run(dataclasses.replace(settings, kubeconfig=plane.kubeconfig, runner=runner))
         return 0
     except KeyboardInterrupt:
         return 130

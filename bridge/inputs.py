@@ -211,6 +211,7 @@ def run_spec(
     finalizing: bool = False,
     spec: Mapping[str, Any] | None = None,
     secrets: tuple[str, ...] = (),
+    envvars: Mapping[str, str] | None = None,
 ) -> RunSpec:
     """Everything an executor needs to run ``watch``'s automation for ``body``.
 
@@ -244,6 +245,7 @@ def run_spec(
         gather_facts=watch.gather_facts,
         extravars=build_extravars(body, watch, finalizing=finalizing, spec=spec),
         secrets=secrets,
+        envvars=dict(envvars or {}),
         inventory=watch.inventory,
         artifact_dir=resource_dir(artifacts_root, watch, ref) / "artifacts",
         max_artifacts=watch.max_runner_artifacts,

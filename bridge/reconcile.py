@@ -636,6 +636,7 @@ class Controller:
             finalizing=finalizing,
             spec=resolved if values else None,
             secrets=values,
+            envvars=self._settings.runner.env,
         )
 
     def _done(
@@ -784,6 +785,8 @@ class Controller:
                 status.RESULT_REASONS[result.status],
                 f"run {result.run_id} {summary}",
             )
+        # The playbook may have written status itself (k8s_status): merge into the newest.
+        await self._refresh(res)
         await self._patch(
             res,
             status.finished_patch(

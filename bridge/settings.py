@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,9 @@ class RunnerSettings:
     #: "local": ansible-runner spawns ansible-playbook per run; "warm": runs are forked from a
     #: server that has imported Ansible once (falls back to local when it cannot serve a run).
     executor: str = "local"
+    #: Environment every run gets on top of the operator's (the bundled operator_sdk.util
+    #: collection on ANSIBLE_COLLECTIONS_PATH, K8S_AUTH_KUBECONFIG for modules that call the API).
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

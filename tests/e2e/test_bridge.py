@@ -450,3 +450,14 @@ def test_missing_secret_is_a_clear_reason_and_is_picked_up_when_created(bridge: 
     obj = bridge.wait_ready("p", timeout=60)
     assert obj["status"]["lastRun"]["trigger"] == "retry"
     assert len(bridge.runs("p")) == 1
+
+
+def test_operator_sdk_playbook_writes_status_with_the_bundled_k8s_status(bridge: Bridge) -> None:
+    bridge.start([{"kind": "Probe", "playbook": str(DATA / "sdk_status.yml")}])
+    bridge.create("sdk", {"message": "three"})
+    obj = bridge.wait_ready("sdk")
+    assert obj["status"]["size"] == "three"
+    deployed = bridge.condition("sdk", "Deployed")
+    assert deployed is not None and deployed["status"] == "True"
+    # The bridge's own conditions are still there next to the playbook's.
+    assert (bridge.condition("sdk", "Ready") or {}).get("status") == "True"
