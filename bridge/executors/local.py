@@ -50,6 +50,38 @@ def runner_cmdline(spec: RunSpec) -> str | None:
     return CHECK_CMDLINE if spec.check is True else None
 
 
+def runner_options(
+    settings: RunnerSettings,
+    spec: RunSpec,
+    private: Path,
+    inventory: Path,
+    playbook: Path,
+    handle: Any,
+    cancel: threading.Event,
+) -> dict[str, Any]:
+    """ansible-runner's arguments for a run (shared by the local and warm executors): the
+    private data dir, the project folder as working folder, rotated artifacts, the run's
+    environment with the process marker, events streamed to ``handle``."""
+    env = {"PATH": f"{settings.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.update(spec.envvars)
+    env[proctree.MARKER] = spec.run_id
+    return {
+        "private_data_dir": str(private),
+        "project_dir": str(spec.project_dir or playbook.parent),
+        "playbook": str(playbook),
+        "inventory": str(inventory),
+        "ident": spec.run_id,
+        "artifact_dir": str(spec.artifact_dir),
+        "rotate_artifacts": max(1, spec.max_artifacts),
+        "envvars": env,
+        "event_handler": handle,
+        "cancel_callback": cancel.is_set,
+        "quiet": True,
+        "json_mode": False,
+        "suppress_env_files": True,
+    }
+
+
 class LocalExecutor:
     """Runs playbooks with ansible-runner in threads of this process."""
 
@@ -132,29 +164,13 @@ class LocalExecutor:
         private = Path(tempfile.mkdtemp(prefix=f"run-{spec.run_id}-", dir=spec.artifact_dir.parent))
         try:
             inventory, playbook = self._prepare(private, spec)
-            env = {"PATH": f"{self._settings.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-            env.update(spec.envvars)
-            env[proctree.MARKER] = spec.run_id
-            options: dict[str, Any] = {}
+            options = runner_options(
+                self._settings, spec, private, inventory, playbook, handle, cancel
+            )
             cmdline = runner_cmdline(spec)
             if cmdline is not None:
                 options["cmdline"] = cmdline
-            runner = ansible_runner.run(
-                private_data_dir=str(private),
-                project_dir=str(spec.project_dir or playbook.parent),
-                playbook=str(playbook),
-                inventory=str(inventory),
-                ident=spec.run_id,
-                artifact_dir=str(spec.artifact_dir),
-                rotate_artifacts=max(1, spec.max_artifacts),
-                envvars=env,
-                event_handler=handle,
-                cancel_callback=cancel.is_set,
-                quiet=True,
-                json_mode=False,
-                suppress_env_files=True,
-                **options,
-            )
+            runner = ansible_runner.run(**options)
         except Exception as exc:  # ansible-runner could not start the run at all
             return "error", None, f"ansible-runner failed: {exc}"
         finally:

@@ -58,7 +58,7 @@ from bridge.executors import EventCallback
 from bridge.executors._warm_client import RunLost, WarmError, WarmServer, execute, interpreter_of
 from bridge.executors._warm_config import PER_RUN, Identity, differences, identity, read_at_import
 from bridge.executors._warm_server import PLACEHOLDER
-from bridge.executors.local import LocalExecutor
+from bridge.executors.local import LocalExecutor, runner_options
 from bridge.results import ResultBuilder
 from bridge.settings import RunnerSettings
 from bridge.structs import RunnerEvent, RunResult, RunSpec, RunStatus
@@ -228,25 +228,10 @@ class WarmExecutor:
         fallback: _Fallback | None = None
         try:
             inventory, playbook = self._local._prepare(private, spec)
-            env = {"PATH": f"{self._settings.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
-            env.update(spec.envvars)
-            env[proctree.MARKER] = spec.run_id
             # ansible-runner prepares the run exactly as for the local executor (environment,
             # command line, working folder, artifact folder); only the process differs.
             runner = init_runner(
-                private_data_dir=str(private),
-                project_dir=str(spec.project_dir or playbook.parent),
-                playbook=str(playbook),
-                inventory=str(inventory),
-                ident=spec.run_id,
-                artifact_dir=str(spec.artifact_dir),
-                rotate_artifacts=max(1, spec.max_artifacts),
-                envvars=env,
-                event_handler=handle,
-                cancel_callback=cancel.is_set,
-                quiet=True,
-                json_mode=False,
-                suppress_env_files=True,
+                **runner_options(self._settings, spec, private, inventory, playbook, handle, cancel)
             )
             cwd = Path(runner.config.cwd).resolve()
             if cwd == private.resolve() or private.resolve() in cwd.parents:
