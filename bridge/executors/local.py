@@ -50,6 +50,17 @@ def runner_cmdline(spec: RunSpec) -> str | None:
     return CHECK_CMDLINE if spec.check is True else None
 
 
+async def stop_run(
+    run_id: str, cancel: threading.Event, future: asyncio.Future[Any], *, grace: float
+) -> None:
+    """Stop a run in a worker thread: SIGINT its processes, SIGKILL them after ``grace``, tell
+    ansible-runner (``cancel``), wait for the thread, and sweep once more."""
+    await asyncio.to_thread(proctree.stop, run_id, grace=grace)
+    cancel.set()
+    await asyncio.wait([future])
+    await asyncio.to_thread(proctree.stop, run_id, grace=0)
+
+
 def runner_options(
     settings: RunnerSettings,
     spec: RunSpec,
@@ -148,11 +159,7 @@ class LocalExecutor:
         *,
         grace: float,
     ) -> None:
-        """SIGINT the run's processes, SIGKILL them after ``grace``, wait for the runner."""
-        await asyncio.to_thread(proctree.stop, spec.run_id, grace=grace)
-        cancel.set()
-        await asyncio.wait([future])
-        await asyncio.to_thread(proctree.stop, spec.run_id, grace=0)
+        await stop_run(spec.run_id, cancel, future, grace=grace)
 
     def _run_sync(
         self, spec: RunSpec, handle: Any, cancel: threading.Event

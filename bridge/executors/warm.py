@@ -58,7 +58,7 @@ from bridge.executors import EventCallback
 from bridge.executors._warm_client import RunLost, WarmError, WarmServer, execute, interpreter_of
 from bridge.executors._warm_config import PER_RUN, Identity, differences, identity, read_at_import
 from bridge.executors._warm_server import PLACEHOLDER
-from bridge.executors.local import LocalExecutor, runner_options
+from bridge.executors.local import LocalExecutor, runner_options, stop_run
 from bridge.results import ResultBuilder
 from bridge.settings import RunnerSettings
 from bridge.structs import RunnerEvent, RunResult, RunSpec, RunStatus
@@ -211,11 +211,7 @@ class WarmExecutor:
         *,
         grace: float,
     ) -> None:
-        """SIGINT the run's processes, SIGKILL them after ``grace``, wait for the run's thread."""
-        await asyncio.to_thread(proctree.stop, spec.run_id, grace=grace)
-        cancel.set()
-        await asyncio.wait([future])
-        await asyncio.to_thread(proctree.stop, spec.run_id, grace=0)
+        await stop_run(spec.run_id, cancel, future, grace=grace)
 
     def _run_sync(
         self, spec: RunSpec, handle: Any, cancel: threading.Event

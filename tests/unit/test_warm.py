@@ -599,8 +599,6 @@ def test_a_server_that_prints_at_import_is_not_used(
 
 
 def test_check_runs_are_left_to_the_local_executor(project: Path, warm: WarmExecutor) -> None:
-    if "check" not in {f.name for f in dataclasses.fields(RunSpec)}:
-        pytest.skip("RunSpec has no check runs")
     spec = dataclasses.replace(spec_for(project, "probe.yml"), check=True)
     before = warm.counts["local"]
     result = run(warm, spec)
