@@ -654,10 +654,12 @@ class Controller:
         now = self._clock()
         previous = res.done if action.trigger == "retry" and res.done is not None else None
         attempt = previous.attempt + 1 if previous is not None else 0
-        policy = self._settings.retry
+        policy, watch = self._settings.retry, res.watch
+        limit = policy.run_limit if watch.retry_limit is None else watch.retry_limit
+        backoff = policy.run_backoff if watch.retry_backoff is None else watch.retry_backoff
         retry_at = None
-        if retry and attempt < policy.run_limit:
-            delay = min(policy.run_backoff * 2**attempt, policy.maximum)
+        if retry and attempt < limit:
+            delay = min(backoff * 2**attempt, policy.maximum)
             retry_at = now + timedelta(seconds=delay)
         checked_at, drifted = (res.done.checked_at, res.done.drifted) if res.done else (None, False)
         return Done(

@@ -77,6 +77,10 @@ class Watch:
     drift_interval: float | None = None
     #: Run the automation for real when a drift check finds changes (``drift.remediate``).
     drift_remediate: bool = False
+    #: ``retry.limit``: retries of a failed run; None: the operator's default.
+    retry_limit: int | None = None
+    #: ``retry.backoff``: seconds before the first retry (doubled each time); None: default.
+    retry_backoff: float | None = None
     #: Where the entry came from, for messages: "watches.yaml: entry 2".
     source: str = ""
     # --- argument spec and CRD generation (bridge extensions) ---

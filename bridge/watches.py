@@ -125,6 +125,7 @@ ENTRY_KEYS: tuple[str, ...] = (
     "shortNames",
     "plural",
     "drift",
+    "retry",
 )
 
 #: Operator SDK keys that are accepted so existing files load, but have no effect yet.
@@ -136,6 +137,7 @@ IGNORED_KEYS: tuple[str, ...] = (
 
 _FINALIZER_KEYS = ("name", "playbook", "role", "vars")
 _DRIFT_KEYS = ("mode", "interval", "remediate")
+_RETRY_KEYS = ("limit", "backoff")
 _DRIFT_MODES = ("check",)
 _SELECTOR_KEYS = ("matchLabels", "matchExpressions")
 _EXPRESSION_KEYS = ("key", "operator", "values")
@@ -362,6 +364,7 @@ class _EntryReader:
                     self.fail(f"secretOptions[{i}]", f"{found}, in {spec_file}")
         from_spec = secret_paths(arguments.options) if arguments is not None else ()
         drift_interval, drift_remediate = self.drift(entry)
+        retry_limit, retry_backoff = self.retry(entry)
         return Watch(
             group=group,
             version=version,
@@ -382,6 +385,8 @@ class _EntryReader:
             gather_facts=gather_facts,
             drift_interval=drift_interval,
             drift_remediate=drift_remediate,
+            retry_limit=retry_limit,
+            retry_backoff=retry_backoff,
             source=f"{self.file}: entry {self.n}",
             argument_spec=spec_file,
             entry_point=entry_point,
@@ -535,6 +540,28 @@ class _EntryReader:
         if interval == 0:
             self.fail("drift.interval", "must be more than 0; leave out 'drift' to turn checks off")
         return interval, self.boolean(raw, "remediate", False, prefix="drift.")
+
+    def retry(self, entry: Mapping[str, Any]) -> tuple[int | None, float | None]:
+        """``retry``: how often a failed run is retried, and the first back-off in seconds
+        (None: the operator's defaults)."""
+        raw = entry.get("retry")
+        if raw is None:
+            return None, None
+        if not isinstance(raw, dict):
+            self.fail(
+                "retry",
+                f"expected a mapping like {{limit: 3, backoff: 10s}}, got {_type_name(raw)}",
+            )
+        self.check_keys(raw, _RETRY_KEYS, "retry.")
+        limit = raw.get("limit")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            self.fail("retry.limit", f"expected an integer, got {_type_name(limit)}")
+        if limit is not None and limit < 0:
+            self.fail("retry.limit", f"must be 0 (no retries) or more, got {limit}")
+        backoff = self.duration(raw, "backoff", None, prefix="retry.")
+        if backoff is not None and backoff <= 0:
+            self.fail("retry.backoff", "must be more than 0")
+        return limit, backoff
 
     # --- keys and values ----------------------------------------------------------------------
 

@@ -920,3 +920,28 @@ def test_bad_drift(project: Path, drift: str, key: str, expected: str) -> None:
 def test_drift_typo_at_the_top_suggests_drift(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  drfit: {interval: 1m}\n")
     assert "did you mean 'drift'?" in load_error(path, entry=1, key="drfit")
+
+
+def test_retry_limit_and_backoff(project: Path) -> None:
+    path = write(project, HEAD + "  playbook: playbook.yml\n  retry: {limit: 5, backoff: 30s}\n")
+    watch, _ = load_one(path)
+    assert (watch.retry_limit, watch.retry_backoff) == (5, 30.0)
+    watch, _ = load_one(write(project, HEAD + "  playbook: playbook.yml\n"))
+    assert (watch.retry_limit, watch.retry_backoff) == (None, None)
+    watch, _ = load_one(write(project, HEAD + "  playbook: playbook.yml\n  retry: {limit: 0}\n"))
+    assert (watch.retry_limit, watch.retry_backoff) == (0, None)
+
+
+@pytest.mark.parametrize(
+    ("retry", "key", "expected"),
+    [
+        ("{limit: many}", "retry.limit", "expected an integer"),
+        ("{limit: -1}", "retry.limit", "0 (no retries) or more"),
+        ("{backoff: soon}", "retry.backoff", "is not a duration"),
+        ("{limt: 3}", "retry.limt", "did you mean 'limit'?"),
+        ("3", "retry", "expected a mapping"),
+    ],
+)
+def test_bad_retry_names_the_key(project: Path, retry: str, key: str, expected: str) -> None:
+    path = write(project, HEAD + f"  playbook: playbook.yml\n  retry: {retry}\n")
+    assert expected in load_error(path, entry=1, key=key)
