@@ -369,7 +369,9 @@ def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child between fo
     import ctypes
 
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    # SIGKILL: a test plane has nothing to save, and a kube-apiserver whose etcd went first can
+    # hang in its graceful shutdown.
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass(frozen=True)
@@ -414,7 +416,7 @@ def start(
 ) -> ControlPlane:
     """Start etcd and kube-apiserver in ``run_dir`` and return once ``/readyz`` answers ok.
 
-    ``tie_to_parent``: the processes get SIGTERM when the calling process dies (tests), so an
+    ``tie_to_parent``: the processes get SIGKILL when the calling process dies (tests), so an
     interrupted session leaves nothing behind. A folder that already runs a control plane is
     reused as it is.
     """
