@@ -23,7 +23,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bridge import proctree, secrets
 from bridge.executors import EventCallback
@@ -33,6 +33,8 @@ from bridge.settings import RunnerSettings
 from bridge.structs import RunnerEvent, RunResult, RunSpec, RunStatus
 
 logger = logging.getLogger("bridge.executors.local")
+
+T = TypeVar("T")
 
 #: The extra ansible-playbook options of a drift check run.
 CHECK_CMDLINE = "--check --diff"
@@ -59,6 +61,54 @@ async def stop_run(
     cancel.set()
     await asyncio.wait([future])
     await asyncio.to_thread(proctree.stop, run_id, grace=0)
+
+
+class EventRelay:
+    """Carries ansible-runner's events from its thread into the event loop, in order: each one
+    feeds the run's :class:`ResultBuilder` and then ``on_event`` (shared by every executor)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_event: EventCallback) -> None:
+        self._loop = loop
+        self._on_event = on_event
+        self._builder = ResultBuilder()
+
+    def _deliver(self, event: RunnerEvent) -> None:
+        self._builder.feed(event)
+        self._on_event(event)
+
+    def handle(self, event: dict[str, Any]) -> bool:
+        """ansible-runner's ``event_handler`` (called in the run's thread)."""
+        self._loop.call_soon_threadsafe(self._deliver, RunnerEvent(**event))  # type: ignore[typeddict-item]
+        return True  # keep it in the artifacts too
+
+    async def result(
+        self, run_id: str, status: RunStatus, rc: int | None, message: str
+    ) -> RunResult:
+        """The run's result, once the events queued by ``call_soon_threadsafe`` have arrived."""
+        await asyncio.sleep(0)
+        return self._builder.result(run_id, status, rc, message)
+
+
+async def await_run(
+    spec: RunSpec, cancel: threading.Event, future: asyncio.Future[T], *, grace: float
+) -> tuple[T, bool]:
+    """Wait for a run's thread within the spec's timeout: ``(outcome, timed_out)``. On timeout
+    the run is stopped (:func:`stop_run`) and its outcome still awaited; on cancellation the
+    whole process tree is stopped before the cancellation goes on, so when the caller sees it
+    no process of the run is left."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), spec.timeout), False
+    except TimeoutError:
+        await stop_run(spec.run_id, cancel, future, grace=grace)
+        logger.info("run %s timed out after %ss", spec.run_id, spec.timeout)
+        return await future, True
+    except asyncio.CancelledError:
+        await stop_run(spec.run_id, cancel, future, grace=grace)
+        raise
+
+
+def timeout_message(spec: RunSpec) -> str:
+    return f"the run exceeded its timeout of {spec.timeout:.0f}s and was stopped"
 
 
 def runner_options(
@@ -114,52 +164,21 @@ class LocalExecutor:
         await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
     async def run(self, spec: RunSpec, on_event: EventCallback) -> RunResult:
-        loop = asyncio.get_running_loop()
         cancel = threading.Event()
-        builder = ResultBuilder()
-
-        def deliver(event: RunnerEvent) -> None:
-            builder.feed(event)
-            on_event(event)
-
-        def handle(event: dict[str, Any]) -> bool:
-            loop.call_soon_threadsafe(deliver, RunnerEvent(**event))  # type: ignore[typeddict-item]
-            return True  # keep it in the artifacts too
-
+        relay = EventRelay(asyncio.get_running_loop(), on_event)
         self._cancels.add(cancel)
-        future = loop.run_in_executor(self._pool, self._run_sync, spec, handle, cancel)
-        timed_out = False
+        future = asyncio.get_running_loop().run_in_executor(
+            self._pool, self._run_sync, spec, relay.handle, cancel
+        )
         try:
-            try:
-                status, rc, message = await asyncio.wait_for(asyncio.shield(future), spec.timeout)
-            except TimeoutError:
-                timed_out = True
-                await self._stop(spec, cancel, future, grace=self._settings.stop_grace)
-                status, rc, _ = await future
-                status = "timeout"
-                message = f"the run exceeded its timeout of {spec.timeout:.0f}s and was stopped"
-        except asyncio.CancelledError:
-            # Stop the whole process tree, and only then let the cancellation go on: when the
-            # caller sees it, no process of the run is left.
-            await self._stop(spec, cancel, future, grace=self._settings.stop_grace)
-            raise
+            (status, rc, message), timed_out = await await_run(
+                spec, cancel, future, grace=self._settings.stop_grace
+            )
         finally:
             self._cancels.discard(cancel)
         if timed_out:
-            logger.info("run %s timed out after %ss", spec.run_id, spec.timeout)
-        # Let the events queued by call_soon_threadsafe reach the builder before reading it.
-        await asyncio.sleep(0)
-        return builder.result(spec.run_id, status, rc, message)
-
-    async def _stop(
-        self,
-        spec: RunSpec,
-        cancel: threading.Event,
-        future: asyncio.Future[tuple[RunStatus, int | None, str]],
-        *,
-        grace: float,
-    ) -> None:
-        await stop_run(spec.run_id, cancel, future, grace=grace)
+            status, message = "timeout", timeout_message(spec)
+        return await relay.result(spec.run_id, status, rc, message)
 
     def _run_sync(
         self, spec: RunSpec, handle: Any, cancel: threading.Event

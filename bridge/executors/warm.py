@@ -58,10 +58,15 @@ from bridge.executors import EventCallback
 from bridge.executors._warm_client import RunLost, WarmError, WarmServer, execute, interpreter_of
 from bridge.executors._warm_config import PER_RUN, Identity, differences, identity, read_at_import
 from bridge.executors._warm_server import PLACEHOLDER
-from bridge.executors.local import LocalExecutor, runner_options, stop_run
-from bridge.results import ResultBuilder
+from bridge.executors.local import (
+    EventRelay,
+    LocalExecutor,
+    await_run,
+    runner_options,
+    timeout_message,
+)
 from bridge.settings import RunnerSettings
-from bridge.structs import RunnerEvent, RunResult, RunSpec, RunStatus
+from bridge.structs import RunResult, RunSpec, RunStatus
 
 logger = logging.getLogger("bridge.executors.warm")
 
@@ -148,40 +153,24 @@ class WarmExecutor:
             self.counts["local"] += 1
             logger.info("run %s is a check run: the local executor runs it", spec.run_id)
             return await self._local.run(spec, on_event)
-        loop = asyncio.get_running_loop()
         cancel = threading.Event()
-        builder = ResultBuilder()
+        relay = EventRelay(asyncio.get_running_loop(), on_event)
         started = time.monotonic()
-
-        def deliver(event: RunnerEvent) -> None:
-            builder.feed(event)
-            on_event(event)
-
-        def handle(event: dict[str, Any]) -> bool:
-            loop.call_soon_threadsafe(deliver, RunnerEvent(**event))  # type: ignore[typeddict-item]
-            return True  # keep it in the artifacts too
-
         self._cancels.add(cancel)
         self._in_flight.add(spec.run_id)
-        future = loop.run_in_executor(self._pool, self._run_sync, spec, handle, cancel)
-        timed_out = False
+        future = asyncio.get_running_loop().run_in_executor(
+            self._pool, self._run_sync, spec, relay.handle, cancel
+        )
         try:
-            try:
-                outcome = await asyncio.wait_for(asyncio.shield(future), spec.timeout)
-            except TimeoutError:
-                timed_out = True
-                await self._stop(spec, cancel, future, grace=self._settings.stop_grace)
-                outcome = await future
-        except asyncio.CancelledError:
-            # As the local executor: the whole process tree is gone before the caller knows.
-            await self._stop(spec, cancel, future, grace=self._settings.stop_grace)
-            raise
+            outcome, timed_out = await await_run(
+                spec, cancel, future, grace=self._settings.stop_grace
+            )
         finally:
             self._cancels.discard(cancel)
             self._in_flight.discard(spec.run_id)
         if isinstance(outcome, _Fallback) and cancel.is_set() and not timed_out:
             # close() while the run was being set up: it is not started elsewhere either.
-            return builder.result(spec.run_id, "canceled", None, "the run was canceled")
+            return await relay.result(spec.run_id, "canceled", None, "the run was canceled")
         if isinstance(outcome, _Fallback) and not timed_out:
             self.counts["local"] += 1
             logger.info("run %s runs without the warm server: %s", spec.run_id, outcome.reason)
@@ -196,22 +185,8 @@ class WarmExecutor:
             status, rc, message = outcome
             self.counts["warm"] += 1
         if timed_out:
-            status = "timeout"
-            message = f"the run exceeded its timeout of {spec.timeout:.0f}s and was stopped"
-            logger.info("run %s timed out after %ss", spec.run_id, spec.timeout)
-        # Let the events queued by call_soon_threadsafe reach the builder before reading it.
-        await asyncio.sleep(0)
-        return builder.result(spec.run_id, status, rc, message)
-
-    async def _stop(
-        self,
-        spec: RunSpec,
-        cancel: threading.Event,
-        future: asyncio.Future[Any],
-        *,
-        grace: float,
-    ) -> None:
-        await stop_run(spec.run_id, cancel, future, grace=grace)
+            status, message = "timeout", timeout_message(spec)
+        return await relay.result(spec.run_id, status, rc, message)
 
     def _run_sync(
         self, spec: RunSpec, handle: Any, cancel: threading.Event
