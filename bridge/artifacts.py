@@ -1,0 +1,123 @@
+"""The disk bound on a resource's run artifacts: oldest run folders removed past a count or size.
+
+ansible-runner rotates a resource's artifacts folder by count (``maxRunnerArtifacts``); after
+each run the bridge also bounds its size (``--max-artifacts-bytes``), removing the oldest run
+folders until both bounds hold. The run just finished is never removed, even alone over the
+size bound: its output is what ``ansible-bridge logs`` shows. Runs and drift checks have folders
+of their own (``artifacts/``, ``checks/``), each bounded on its own, so checks never push a
+real run's artifacts out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger("bridge.artifacts")
+
+#: The default size bound of one resource's runs (and, apart, of its checks).
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_SIZE = re.compile(r"(\d+)\s*([KMGT]i?)?B?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``text``: a number, optionally with a unit (``K``, ``M``, ``G``, ``T``: powers
+    of 1000; ``Ki``, ``Mi``, ``Gi``, ``Ti``: of 1024; a trailing ``B`` is allowed).
+
+    >>> parse_size("50Mi"), parse_size("1k"), parse_size("1024")
+    (52428800, 1000, 1024)
+
+    Raises ValueError naming the text for anything else.
+    """
+    found = _SIZE.fullmatch(text.strip())
+    if not found:
+        raise ValueError(f"invalid size {text!r}: expected bytes, e.g. 52428800, 50Mi or 100M")
+    number, unit = int(found.group(1)), (found.group(2) or "").lower()
+    if unit.endswith("i"):
+        return number << (10 * ("kmgt".index(unit[0]) + 1))
+    return number * _UNITS[unit]
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's artifacts folder, with when it was last written and its size in bytes."""
+
+    path: Path
+    mtime_ns: int
+    size: int
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of the regular files below ``path`` (links not followed; vanishing files skipped)."""
+    total = 0
+    stack = [path]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(Path(entry.path))
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_size
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total
+
+
+def run_folders(folder: Path) -> list[RunFolder]:
+    """The run folders in ``folder``, oldest first (by modification time, then name): the
+    order ansible-runner rotates in and ``/logs`` picks the newest from."""
+    try:
+        entries = [p for p in folder.iterdir() if _RUN_ID.fullmatch(p.name)]
+    except OSError:
+        return []
+    found = []
+    for path in entries:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue  # rotated away meanwhile
+        if path.is_dir() and not path.is_symlink():
+            found.append(RunFolder(path, st.st_mtime_ns, tree_size(path)))
+    return sorted(found, key=lambda r: (r.mtime_ns, r.path.name))
+
+
+def to_remove(runs: list[RunFolder], *, max_count: int, max_bytes: int, keep: str) -> list[Path]:
+    """Which of ``runs`` (oldest first) go so that at most ``max_count`` remain and they take at
+    most ``max_bytes`` (0: no size bound), oldest first; never the run named ``keep``.
+
+    Pure: the whole policy, unit-tested without files.
+    """
+    count = len(runs)
+    total = sum(r.size for r in runs)
+    removed = []
+    for run in runs:
+        if count <= max(1, max_count) and (max_bytes <= 0 or total <= max_bytes):
+            break
+        if run.path.name == keep:
+            continue
+        removed.append(run.path)
+        count -= 1
+        total -= run.size
+    return removed
+
+
+def prune(folder: Path, *, max_count: int, max_bytes: int, keep: str) -> list[Path]:
+    """Remove the oldest run folders in ``folder`` past the bounds (see :func:`to_remove`);
+    the removed folders. Blocking: call it in a thread."""
+    removed = to_remove(run_folders(folder), max_count=max_count, max_bytes=max_bytes, keep=keep)
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    if removed:
+        logger.debug("%s: removed %d old run folder(s)", folder, len(removed))
+    return removed
