@@ -1,0 +1,79 @@
+"""Picks each run's executor by its watch: ``executor: local|warm|job`` per watches entry.
+
+An entry without ``executor`` runs with the operator's ``--executor``. :func:`build_executor`
+makes only the executors the watches use, and returns the one executor itself when all
+watches use the same one (so the common case has no router in between).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bridge.executors import EventCallback, Executor
+from bridge.settings import OperatorSettings
+from bridge.structs import RunResult, RunSpec
+
+
+def watch_key(spec: RunSpec) -> str:
+    """The key of the watch a run is for (:attr:`bridge.structs.Watch.key`)."""
+    return f"{spec.resource.kind}.{spec.resource.api_version}"
+
+
+class ExecutorRouter:
+    """Hands each run to the executor of its watch (``default`` for a kind not listed)."""
+
+    def __init__(self, by_watch: Mapping[str, Executor], default: Executor) -> None:
+        self._by_watch = dict(by_watch)
+        self._default = default
+        backends = [default, *self._by_watch.values()]
+        self._backends = list({id(e): e for e in backends}.values())
+        #: Drift checks go to the backends only if every one of them runs them in check mode.
+        self.supports_check = all(getattr(e, "supports_check", False) for e in self._backends)
+
+    def executor_for(self, spec: RunSpec) -> Executor:
+        return self._by_watch.get(watch_key(spec), self._default)
+
+    async def run(self, spec: RunSpec, on_event: EventCallback) -> RunResult:
+        return await self.executor_for(spec).run(spec, on_event)
+
+    async def close(self) -> None:
+        for backend in self._backends:
+            await backend.close()
+
+
+def build_executor(settings: OperatorSettings) -> Executor:
+    """The executor of the operator: the ``--executor`` one, or a router over those the
+    watches name."""
+    from bridge.executors.local import LocalExecutor
+
+    default_name = settings.runner.executor
+    names = {w.key: (w.executor or default_name) for w in settings.watches}
+    made: dict[str, Executor] = {}
+
+    def make(name: str) -> Executor:
+        if name not in made:
+            if name == "warm":
+                from bridge.executors.warm import WarmExecutor
+
+                made[name] = WarmExecutor(settings.runner)
+            elif name == "job":
+                from bridge.executors.job import JobExecutor
+                from bridge.kube import Jobs, api_client
+
+                made[name] = JobExecutor(
+                    settings.runner,
+                    settings.job,
+                    Jobs(api_client(settings.kubeconfig)),
+                    [w for w in settings.watches if names[w.key] == "job"],
+                    namespaces=settings.scope.namespaces,
+                )
+            else:
+                made[name] = LocalExecutor(settings.runner)
+        return made[name]
+
+    used = set(names.values())
+    if used <= {default_name}:
+        return make(default_name)
+    by_watch = {key: make(name) for key, name in names.items()}
+    default = made[default_name] if default_name in made else make(default_name)
+    return ExecutorRouter(by_watch, default)
