@@ -13,7 +13,7 @@ from pathlib import Path
 from bridge import __version__, controlplane
 from bridge.errors import BridgeError, ControlPlaneError, WatchesError
 from bridge.logs import DEFAULT_URL
-from bridge.settings import OperatorSettings
+from bridge.settings import LeaderElectionSettings, OperatorSettings
 
 
 def _controlplane(args: argparse.Namespace) -> int:
@@ -51,7 +51,13 @@ def _controlplane(args: argparse.Namespace) -> int:
 
 def _operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> OperatorSettings | int:
     """The settings tree from ``run``/``dev`` options, or an exit code after a clear error."""
-    from bridge.settings import HttpSettings, OperatorSettings, RunnerSettings, ScopeSettings
+    from bridge.settings import (
+        HttpSettings,
+        JobSettings,
+        OperatorSettings,
+        RunnerSettings,
+        ScopeSettings,
+    )
     from bridge.watches import load_watches
 
     environ = dict(os.environ)
@@ -69,22 +75,128 @@ def _operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> Ope
     if not 0 <= args.http_port <= 65535:
         print("ansible-bridge: --http-port must be between 0 and 65535", file=sys.stderr)
         return 2
+    from bridge.artifacts import parse_size
+
+    try:
+        max_artifacts_bytes = parse_size(args.max_artifacts_bytes)
+    except ValueError as e:
+        print(f"ansible-bridge: --max-artifacts-bytes: {e}", file=sys.stderr)
+        return 2
     runner = RunnerSettings(
         artifacts_dir=Path(args.artifacts_dir).resolve(),
+        max_artifacts_bytes=max_artifacts_bytes,
         executor=args.executor,
         env=run_environment(environ, kubeconfig),
     )
     if args.max_concurrent_runs is not None:
         runner = dataclasses.replace(runner, max_concurrent_runs=args.max_concurrent_runs)
+    from bridge import sdk
+
+    try:  # the Operator SDK's flags and per-kind environment variables
+        configured, runner = sdk.configure(
+            watches,
+            runner,
+            environ,
+            reconcile_period=args.reconcile_period,
+            ansible_args_flag=args.ansible_args,
+            ansible_verbosity_flag=args.ansible_verbosity,
+        )
+    except sdk.OptionError as e:
+        print(f"ansible-bridge: {e}", file=sys.stderr)
+        return 2
+    watches = list(configured)
     namespaces = () if getattr(args, "all_namespaces", True) else tuple(args.namespace)
+    if not namespaces and not getattr(args, "all_namespaces", True):
+        # Neither --namespace nor --all-namespaces: the Operator SDK's WATCH_NAMESPACE.
+        namespaces = sdk.watch_namespaces(environ.get("WATCH_NAMESPACE", ""))
+    election = _leader_election(args, environ)
+    if isinstance(election, int):
+        return election
     return OperatorSettings(
         watches_file=watches_file,
         watches=tuple(watches),
         runner=runner,
         scope=ScopeSettings(namespaces=namespaces),
         http=HttpSettings(host=args.http_host, port=args.http_port),
+        job=JobSettings(transport=args.job_transport, image=args.job_image),
+        leader_election=election,
         kubeconfig=kubeconfig,
         log_level=args.log_level.upper(),
+        inject_owner_ref=args.inject_owner_ref,
+    )
+
+
+def _leader_election(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> LeaderElectionSettings | int:
+    """``--leader-elect*`` (``run`` only) as settings, or exit code 2 after a clear error."""
+    import secrets
+    import socket
+
+    from bridge import leader
+    from bridge.watches import parse_duration
+
+    if not getattr(args, "leader_elect", False):
+        return LeaderElectionSettings()
+    seconds = {}
+    for flag in ("lease", "renew_deadline", "retry_period"):
+        option = "--leader-elect-" + flag.replace("_", "-")
+        try:
+            seconds[flag] = parse_duration(getattr(args, f"leader_elect_{flag}"))
+        except ValueError as e:
+            print(f"ansible-bridge: {option}: {e}", file=sys.stderr)
+            return 2
+    problem = leader.timing_error(
+        seconds["lease"], seconds["renew_deadline"], seconds["retry_period"]
+    )
+    if problem:
+        print(f"ansible-bridge: {problem}", file=sys.stderr)
+        return 2
+    return LeaderElectionSettings(
+        enabled=True,
+        namespace=args.leader_elect_namespace or leader.default_namespace(environ),
+        lease_name=args.leader_elect_id,
+        identity=leader.make_identity(environ, socket.gethostname(), secrets.token_hex(4)),
+        lease_duration=seconds["lease"],
+        renew_deadline=seconds["renew_deadline"],
+        retry_period=seconds["retry_period"],
+    )
+
+
+def _leader_options(parser: argparse.ArgumentParser) -> None:
+    """``--leader-elect`` and its tuning (client-go's defaults)."""
+    parser.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run as one of several replicas: only the holder of a Lease runs playbooks",
+    )
+    parser.add_argument(
+        "--leader-elect-namespace",
+        help="namespace of the Lease (default: $POD_NAMESPACE, else the service account's, "
+        "else default)",
+    )
+    parser.add_argument(
+        "--leader-elect-id",
+        default="ansible-bridge-leader",
+        help="name of the Lease; one per operator sharing a namespace (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--leader-elect-lease",
+        default="15s",
+        metavar="DURATION",
+        help="how long a standby waits after the last renewal to take over (default: 15s)",
+    )
+    parser.add_argument(
+        "--leader-elect-renew-deadline",
+        default="10s",
+        metavar="DURATION",
+        help="how long the leader tries to renew before it stops (default: 10s)",
+    )
+    parser.add_argument(
+        "--leader-elect-retry-period",
+        default="2s",
+        metavar="DURATION",
+        help="time between attempts to acquire or renew (default: 2s)",
     )
 
 
@@ -214,11 +326,40 @@ def _new(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flag_bool(value: str) -> bool:
+    """A boolean flag's value as Go's flag package takes it (``--inject-owner-ref=false``)."""
+    lowered = value.strip().lower()
+    if lowered in ("1", "t", "true", "yes"):
+        return True
+    if lowered in ("0", "f", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
 def _operator_options(parser: argparse.ArgumentParser, *, http_port: int) -> None:
     """The options ``run`` and ``dev`` share."""
     parser.add_argument("--watches", default="watches.yaml", help="the watches file")
     parser.add_argument(
-        "--max-concurrent-runs", type=int, help="runs in flight at once (default: CPU count)"
+        "--max-concurrent-runs",
+        "--max-concurrent-reconciles",
+        type=int,
+        help="runs in flight at once (default: CPU count)",
+    )
+    parser.add_argument(
+        "--reconcile-period",
+        metavar="DURATION",
+        help="period of the watches without reconcilePeriod (e.g. 10m; default: none)",
+    )
+    parser.add_argument(
+        "--ansible-args",
+        metavar="ARGS",
+        help="extra ansible-playbook options for every run, e.g. '--forks 10 --diff'",
+    )
+    parser.add_argument(
+        "--ansible-verbosity",
+        type=int,
+        metavar="N",
+        help="-v count (0-7) of runs whose kind or resource does not set one (default: 0)",
     )
     parser.add_argument(
         "--artifacts-dir",
@@ -226,10 +367,40 @@ def _operator_options(parser: argparse.ArgumentParser, *, http_port: int) -> Non
         help="where run artifacts are kept, per resource",
     )
     parser.add_argument(
+        "--max-artifacts-bytes",
+        default="50Mi",
+        metavar="SIZE",
+        help="disk bound on one resource's run artifacts, oldest runs removed first "
+        "(e.g. 50Mi, 1G; 0: only maxRunnerArtifacts; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--inject-owner-ref",
+        type=_flag_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="true|false",
+        help="give runs the operator's identity through an API proxy that adds an "
+        "ownerReference to what they create, and watch those dependents (default: true)",
+    )
+    parser.add_argument(
         "--executor",
         default="local",
         choices=["local", "warm"],
         help="local: ansible-runner per run; warm: forked from a server with Ansible imported",
+    )
+    parser.add_argument(
+        "--job-transport",
+        default="pod",
+        choices=["pod", "process"],
+        help="watches with 'executor: job': pod (the Job's pod runs the worker) or process "
+        "(a local ansible-runner worker stands in for the pod; tests and development)",
+    )
+    parser.add_argument(
+        "--job-image",
+        default="ansible-bridge:latest",
+        help="the image of 'executor: job' runs whose watch sets no job.image "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
@@ -276,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
     _operator_options(run, http_port=8080)
+    _leader_options(run)
     run.set_defaults(func=_run)
 
     dev_cmd = sub.add_parser(
@@ -295,7 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs_cmd.add_argument("resource", metavar="KIND/NAME", help="e.g. serviceconfig/shop")
     logs_cmd.add_argument("--namespace", "-n", default="default", help="namespace (- for none)")
-    logs_cmd.add_argument("--run", help="a run id (status.lastRun.id); default: the newest run")
+    logs_cmd.add_argument(
+        "--run",
+        help="a run id (status.lastRun.id, or status.lastCheck.id for a drift check); "
+        "default: the newest run",
+    )
     logs_cmd.add_argument(
         "--follow", "-f", action="store_true", help="stream the output until the run ends"
     )

@@ -584,12 +584,27 @@ def status_schema(manage_status: bool = True) -> dict[str, Any]:
     condition = {
         "type": "object",
         "properties": {
+            "ansibleResult": {
+                "type": "object",
+                "description": "The Operator SDK's run counts (its Running and Failure).",
+                "properties": {
+                    "changed": {"type": "integer"},
+                    "completion": {"type": "string"},
+                    "failures": {"type": "integer"},
+                    "ok": {"type": "integer"},
+                    "skipped": {"type": "integer"},
+                },
+            },
             "lastTransitionTime": dict(_TIME),
             "message": {"type": "string"},
             "observedGeneration": {"type": "integer"},
             "reason": {"type": "string"},
             "status": {"type": "string", "description": "True, False or Unknown."},
-            "type": {"type": "string", "description": "Ready, Reconciling, Stalled..."},
+            "type": {
+                "type": "string",
+                "description": "Ready, Reconciling, Stalled..., and the Operator SDK's Running, "
+                "Successful, Failure.",
+            },
         },
     }
     schema: dict[str, Any] = {
@@ -689,6 +704,24 @@ def _spec_for(watch: Watch) -> tuple[dict[str, Any], list[str]]:
     )
     intro = f"Variables for the Ansible {automation_name(watch)}, in camelCase."
     schema["description"] = "\n\n".join(filter(None, [intro, schema.get("description")]))
+    field = watch.credentials.secret_field if watch.credentials is not None else None
+    if field is not None:
+        if field in schema["properties"]:
+            warnings.append(
+                f"{where}: credentials.secretField {field!r} is also an option of the argument "
+                "spec; the option's schema is kept"
+            )
+        else:
+            schema["properties"][field] = {
+                "description": (
+                    "The name of a Secret of this resource's namespace holding the "
+                    "credentials of its runs (SSH key, passwords, environment)."
+                ),
+                "type": "string",
+                "maxLength": 253,
+                "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+            }
+            schema["properties"] = dict(sorted(schema["properties"].items()))
     return _ordered(schema), warnings
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -145,6 +146,20 @@ class Kube:
             return None
         return dict(secret.data or {})
 
+    async def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The ``data`` of ConfigMap ``namespace/name`` (plain text), or None if it is absent."""
+        from kubernetes import client as k8s
+
+        core = k8s.CoreV1Api(self._client)
+
+        def read() -> Any:
+            return core.read_namespaced_config_map(name, namespace)
+
+        config_map = await self._call(f"ConfigMap {namespace}/{name}", read)
+        if config_map is None:
+            return None
+        return dict(config_map.data or {})
+
     async def plural(self, group: str, version: str, kind: str) -> str | None:
         """The plural name of ``kind`` in ``group/version`` by discovery; None if not served."""
 
@@ -210,3 +225,228 @@ class Kube:
             )
 
         return await self._call(f"finalizers of {key}", patch)
+
+
+class Leases:
+    """coordination.k8s.io/v1 Leases as plain dicts, for leader election (:mod:`bridge.leader`).
+
+    The calls run in a thread pool of their own, so a renewal never waits behind the other
+    calls' threads, and each one is bounded by ``timeout`` seconds.
+    """
+
+    def __init__(self, client: Any, *, timeout: float = 10.0) -> None:
+        import concurrent.futures
+
+        from kubernetes import client as k8s
+
+        self._client = client
+        self._api = k8s.CoordinationV1Api(client)
+        self._pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="leases")
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    async def _call(self, what: str, fn: Callable[..., Any], *args: Any) -> dict[str, Any] | None:
+        def call() -> dict[str, Any]:
+            response = fn(*args, _preload_content=False, _request_timeout=self.timeout)
+            return dict(json.loads(response.data))
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise _translate(what, exc) from exc
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """Lease ``namespace/name``, or None if there is none."""
+        return await self._call(
+            f"Lease {namespace}/{name}", self._api.read_namespaced_lease, name, namespace
+        )
+
+    async def create(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Create a Lease; :class:`ConflictError` if one of that name exists already."""
+        name = body["metadata"]["name"]
+        return await self._call(
+            f"Lease {namespace}/{name}", self._api.create_namespaced_lease, namespace, dict(body)
+        )
+
+    async def replace(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Replace a Lease; ``metadata.resourceVersion`` of ``body`` must still be the current
+        one, else :class:`ConflictError` (optimistic concurrency)."""
+        name = body["metadata"]["name"]
+        return await self._call(
+            f"Lease {namespace}/{name}",
+            self._api.replace_namespaced_lease,
+            name,
+            namespace,
+            dict(body),
+        )
+
+
+class Jobs:
+    """batch/v1 Jobs and their pods, for the job executor (:mod:`bridge.executors.job`): the
+    Jobs as plain dicts (async), and the pod's stdin and log (blocking: the run's thread)."""
+
+    def __init__(self, client: Any) -> None:
+        from kubernetes import client as k8s
+
+        self._client = client
+        self._batch = k8s.BatchV1Api(client)
+        self._core = k8s.CoreV1Api(client)
+
+    def close(self) -> None:
+        self._client.close()
+
+    async def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        def call() -> Any:
+            response = fn(*args, _preload_content=False, **kw)
+            return json.loads(response.data)
+
+        try:
+            return await asyncio.to_thread(call)
+        except Exception as exc:
+            if _is_not_found(exc):
+                return None
+            raise _translate(what, exc) from exc
+
+    async def create(self, namespace: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        created = await self._call(
+            f"Job {namespace}/{name}", self._batch.create_namespaced_job, namespace, dict(body)
+        )
+        return dict(created or {})
+
+    async def delete(self, namespace: str, name: str, *, foreground: bool) -> bool:
+        """Delete Job ``namespace/name``, its pod first (``Foreground``) or after it
+        (``Background``); False if it was already gone."""
+        policy = "Foreground" if foreground else "Background"
+        gone = await self._call(
+            f"Job {namespace}/{name}",
+            self._batch.delete_namespaced_job,
+            name,
+            namespace,
+            propagation_policy=policy,
+        )
+        return gone is not None
+
+    async def list(self, namespaces: Sequence[str], selector: str) -> list[dict[str, Any]]:
+        """The Jobs matching ``selector`` in ``namespaces`` (empty: every namespace)."""
+        if not namespaces:
+            found = await self._call(
+                "Jobs", self._batch.list_job_for_all_namespaces, label_selector=selector
+            )
+            return list((found or {}).get("items") or [])
+        items: list[dict[str, Any]] = []
+        for namespace in namespaces:
+            found = await self._call(
+                f"Jobs of {namespace}",
+                self._batch.list_namespaced_job,
+                namespace,
+                label_selector=selector,
+            )
+            items += (found or {}).get("items") or []
+        return items
+
+    def wait_pod_running(
+        self,
+        namespace: str,
+        job: str,
+        container: str,
+        *,
+        timeout: float,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> str:
+        """The name of Job ``job``'s pod once ``container`` runs (blocking). Raises
+        :class:`PermanentError` when it cannot start (image, configuration), or
+        :class:`TemporaryError` when it did not within ``timeout`` seconds or ``stopping()``
+        became true."""
+        deadline = time.monotonic() + timeout
+        last = "no pod yet"
+        while time.monotonic() < deadline:
+            if stopping():
+                raise TemporaryError(f"stopped waiting for the pod of Job {namespace}/{job}")
+            try:
+                response: Any = self._core.list_namespaced_pod(
+                    namespace,
+                    label_selector=f"job-name={job}",
+                    _preload_content=False,
+                    _request_timeout=30,
+                )
+                pods = json.loads(response.data).get("items") or []
+            except Exception as exc:
+                raise _translate(f"pods of Job {namespace}/{job}", exc) from exc
+            for pod in pods:
+                name = pod["metadata"]["name"]
+                status = pod.get("status") or {}
+                phase = status.get("phase")
+                if phase in ("Succeeded", "Failed"):
+                    raise PermanentError(
+                        f"pod {namespace}/{name} of Job {job} ended ({phase}) "
+                        "before the run was sent to it",
+                        reason="JobFailed",
+                    )
+                for state in status.get("containerStatuses") or []:
+                    if state.get("name") != container:
+                        continue
+                    if (state.get("state") or {}).get("running"):
+                        return str(name)
+                    waiting = (state.get("state") or {}).get("waiting") or {}
+                    why = f"{waiting.get('reason', '')}: {waiting.get('message', '')}".strip(": ")
+                    if waiting.get("reason") in _POD_BROKEN:
+                        raise PermanentError(
+                            f"pod {namespace}/{name} of Job {job} cannot start: {why}",
+                            reason="JobFailed",
+                        )
+                    last = f"pod {name} {phase} ({why or 'waiting'})"
+            time.sleep(1.0)
+        raise TemporaryError(
+            f"the pod of Job {namespace}/{job} did not start in {timeout:.0f}s: {last}"
+        )
+
+    def attach_stdin(self, namespace: str, pod: str, container: str, data: bytes) -> None:
+        """Write ``data`` to the container's stdin (``pods/attach``), then close it (blocking)."""
+        from kubernetes.stream import stream
+
+        try:
+            ws = stream(
+                self._core.connect_get_namespaced_pod_attach,
+                pod,
+                namespace,
+                container=container,
+                stdin=True,
+                stdout=False,
+                stderr=False,
+                tty=False,
+                _preload_content=False,
+                binary=True,
+            )
+        except Exception as exc:
+            raise _translate(f"attach to pod {namespace}/{pod}", exc) from exc
+        try:
+            for start in range(0, len(data), 64 * 1024):
+                ws.write_stdin(data[start : start + 64 * 1024])
+        finally:
+            ws.close()
+
+    def follow_log(self, namespace: str, pod: str, container: str) -> Any:
+        """The container's log as a raw byte stream that follows it until it ends (blocking)."""
+        try:
+            return self._core.read_namespaced_pod_log(
+                pod, namespace, container=container, follow=True, _preload_content=False
+            )
+        except Exception as exc:
+            raise _translate(f"log of pod {namespace}/{pod}", exc) from exc
+
+
+#: Waiting reasons of a container that will not start by itself.
+_POD_BROKEN = frozenset(
+    {
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)

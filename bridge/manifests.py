@@ -10,17 +10,21 @@ What the operator does with the API, and so all it is granted:
 - Secrets: ``get`` only (no ``list``/``watch``: it never sees Secrets it is not pointed at). A
   spec field ``<name>From: {secretKeyRef: {name, key}}`` is read at run time from the
   resource's own namespace; which Secrets a resource names is not known in advance, so the
-  grant covers every Secret of the served namespaces;
+  grant covers every Secret of the served namespaces (a watch's ``credentials`` and
+  ``inventory: {secret}`` are read the same way);
+- ConfigMaps: ``get`` only, and only when a watch reads its inventory from one
+  (``inventory: {configMap}``);
 - CustomResourceDefinitions: ``get``, ``list``, ``watch`` (kopf notices kinds appearing and
   going away). They are cluster-scoped, so even an operator serving one namespace gets a small
   ClusterRole for them;
 - Namespaces: ``list``, ``watch``, for an operator serving one namespace only: kopf looks
   them up before it serves a namespace (without the grant it retries for about a minute,
   logging errors, then assumes the namespace exists). A cluster-wide operator needs none;
-- Leases (``coordination.k8s.io``): ``get``, ``create``, ``update``, for leader election, in the
-  operator's own namespace only (granted ahead: the operator runs as one replica today);
+- Leases (``coordination.k8s.io``): ``get``, ``create``, ``update``, for leader election
+  (``--leader-elect``, see :mod:`bridge.leader`), in the operator's own namespace only;
 - Jobs and their Pods (``get``, ``list``, ``watch``, ``create``, ``delete`` Jobs; read Pods and
-  their logs) only when a watch runs its playbooks with the ``job`` executor.
+  their logs; ``create``/``get`` ``pods/attach``: the run's inputs go to the worker's stdin)
+  only when a watch runs its playbooks with the ``job`` executor.
 
 With ``--namespace`` the operator serves that namespace alone: a Role and RoleBinding there,
 plus a ClusterRole for what only a ClusterRole can grant (CRDs, namespaces, cluster-scoped
@@ -197,6 +201,16 @@ def _served_rules(watches: Sequence[Watch]) -> list[Rule]:
             ("get",),
         ),
     ]
+    if any(w.inventory_source is not None and w.inventory_source.config_map for w in watches):
+        rules.append(
+            Rule(
+                "inventory: {configMap} of a watch, read in the resource's namespace at run "
+                "time (get only)",
+                ("",),
+                ("configmaps",),
+                ("get",),
+            )
+        )
     if _uses_jobs(watches):
         rules += [
             Rule(
@@ -207,6 +221,12 @@ def _served_rules(watches: Sequence[Watch]) -> list[Rule]:
             ),
             Rule("the job executor: the runs' Pods", ("",), ("pods",), ("get", "list", "watch")),
             Rule("the job executor: the runs' output", ("",), ("pods/log",), ("get",)),
+            Rule(
+                "the job executor: a run's inputs, sent to its pod's stdin",
+                ("",),
+                ("pods/attach",),
+                ("create", "get"),
+            ),
         ]
     return rules
 

@@ -26,6 +26,8 @@ from bridge.structs import RunResult, RunStatus, Watch
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 _LABELS = ("kind", "group")
+#: The results of ``ansible_bridge_checks_total`` (see bridge.reconcile.CheckVerdict).
+CHECK_VERDICTS = ("drifted", "clean", "failed")
 
 
 def _labels(watch: Watch) -> tuple[str, str]:
@@ -80,6 +82,18 @@ class RunMetrics:
             _LABELS,
             registry=self.registry,
         )
+        self.checks = Counter(
+            "ansible_bridge_checks",
+            "Drift checks (--check --diff runs) finished, by verdict (drifted, clean, failed).",
+            (*_LABELS, "result"),
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "ansible_bridge_leader",
+            "1 while this replica leads and runs playbooks (always, without --leader-elect); "
+            "0 while it stands by.",
+            registry=self.registry,
+        )
         if process:
             ProcessCollector(registry=self.registry)
         # Run ids in flight, so a stray or repeated finished() never drives the gauge below 0.
@@ -91,6 +105,9 @@ class RunMetrics:
             self.duration.labels(*labels)
             self.in_flight.labels(*labels)
             self.queued_runs.labels(*labels)
+            if watch.drift_interval is not None:
+                for verdict in CHECK_VERDICTS:
+                    self.checks.labels(*labels, verdict)
 
     # --- RunObserver ------------------------------------------------------------------------
 
@@ -115,6 +132,9 @@ class RunMetrics:
         self.duration.labels(*labels).observe(max(0.0, seconds))
         if result.succeeded:
             self.last_success.labels(*labels).set(self._clock())
+
+    def checked(self, watch: Watch, verdict: str, seconds: float) -> None:
+        self.checks.labels(*_labels(watch), verdict).inc()
 
     # --- exposition -------------------------------------------------------------------------
 

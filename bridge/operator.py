@@ -13,11 +13,13 @@ from typing import Any
 import kopf
 
 from bridge import handlers
+from bridge.dependents import Dependents
 from bridge.executors import Executor
-from bridge.executors.local import LocalExecutor
-from bridge.executors.warm import WarmExecutor
-from bridge.kube import Kube, api_client, credentials
+from bridge.executors.router import build_executor
+from bridge.kube import Kube, Leases, api_client, credentials
+from bridge.leader import LeaderElector, LeadershipLost
 from bridge.metrics import RunMetrics
+from bridge.proxy import ApiProxy
 from bridge.reconcile import Controller
 from bridge.settings import OperatorSettings
 from bridge.web import WebServer
@@ -58,13 +60,31 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
         )
 
     kube = Kube(api_client(settings.kubeconfig))
-    executor: Executor
-    if settings.runner.executor == "warm":
-        executor = WarmExecutor(settings.runner)
-    else:
-        executor = LocalExecutor(settings.runner)
+    # --executor, or per watch its ``executor`` (local, warm, job).
+    executor: Executor = build_executor(settings)
     metrics = RunMetrics(settings.watches)
-    controller = Controller(settings, executor, kube, handlers.post_event, observer=metrics)
+    # --inject-owner-ref: runs reach the API through our proxy, which marks what they create
+    # with its owner; bridge.dependents watches those objects and runs their owners again.
+    # Not for runs in Jobs: their pods cannot reach the operator's loopback.
+    proxy = None
+    if settings.inject_owner_ref:
+        proxy = ApiProxy(
+            credentials(settings.kubeconfig),
+            serves=lambda w: (w.executor or settings.runner.executor) != "job",
+        )
+    controller = Controller(
+        settings, executor, kube, handlers.post_event, observer=metrics, identities=proxy
+    )
+    dependents = None
+    if proxy is not None:
+        dependents = Dependents(
+            credentials(settings.kubeconfig),
+            settings.watches,
+            settings.scope.namespaces,
+            controller.dependent_changed,
+            own=proxy.wrote,
+        )
+        proxy.on_created = dependents.created
     for watch in settings.watches:
         handlers.register(registry, controller, watch)
     logger.info(
@@ -82,23 +102,51 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
         artifacts_root=settings.runner.artifacts_dir,
         secrets_of=controller.secrets_of,
     )
+    elector = _elector(settings, metrics)
     try:
         await web.start()
-        await kopf.operator(
-            registry=registry,
-            settings=kopf_settings(),
-            standalone=True,
-            clusterwide=settings.scope.clusterwide,
-            namespaces=settings.scope.namespaces,
-            stop_flag=stop_flag,
-            ready_flag=ready,
-        )
+        if proxy is not None:
+            await proxy.start()
+        # With --leader-elect, a standby waits here (ready: it can take over); only the leader
+        # watches and runs, and it stops (kopf's stop flag) when it loses the Lease.
+        if elector is None or await elector.campaign(ready):
+            if elector is not None:
+                elector.start_renewing(stop_flag)
+            await kopf.operator(
+                registry=registry,
+                settings=kopf_settings(),
+                standalone=True,
+                clusterwide=settings.scope.clusterwide,
+                namespaces=settings.scope.namespaces,
+                stop_flag=stop_flag if elector is None else elector.halt,
+                ready_flag=ready,
+            )
     finally:
         await web.stop()
         await controller.shutdown()
         await executor.close()
+        if dependents is not None:
+            await dependents.close()
+        if proxy is not None:
+            await proxy.stop()
+        if elector is not None:
+            await elector.close()  # the runs have stopped: release the Lease if still held
         kube.close()
         logger.info("stopped")
+    if elector is not None and elector.lost:
+        raise LeadershipLost(elector.lost)
+
+
+def _elector(settings: OperatorSettings, metrics: RunMetrics) -> LeaderElector | None:
+    """The leader elector of ``--leader-elect`` (None without it: this process always leads)."""
+    election = settings.leader_election
+    if not election.enabled:
+        metrics.leader.set(1)
+        return None
+    leases = Leases(api_client(settings.kubeconfig), timeout=election.renew_deadline)
+    return LeaderElector(
+        election, leases, on_change=lambda leading: metrics.leader.set(1 if leading else 0)
+    )
 
 
 def run(settings: OperatorSettings) -> None:

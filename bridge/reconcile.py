@@ -4,7 +4,8 @@ kopf tells the :class:`Controller` about every event of every watched object
 (:meth:`Controller.observe`, which never blocks). Each resource then has at most one worker task,
 which loops: read the newest body, decide (:func:`decide`, pure), act, repeat until nothing is
 left to do. So one resource's runs are strictly one at a time, runs across resources are bounded
-by one semaphore, and kopf's event loop only ever schedules.
+by one set of slots (runs for new or changed resources served before periodic runs, drift checks
+and retries: :mod:`bridge.scheduling`), and kopf's event loop only ever schedules.
 
 What is decided from what:
 
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from bridge import inputs, results, secrets, status
+from bridge import artifacts, credentials, inputs, results, scheduling, sdk, secrets, status
 from bridge.errors import ConflictError, PermanentError, TemporaryError
 from bridge.executors import Executor
 from bridge.kube import ObjectKey
@@ -51,11 +52,15 @@ from bridge.watches import parse_duration
 logger = logging.getLogger("bridge.reconcile")
 
 ActionKind = Literal["none", "run", "check", "finalize", "suspend"]
+#: How a drift check ended, for metrics: changes found, none, or no verdict (failed, error).
+CheckVerdict = Literal["drifted", "clean", "failed"]
 
 #: Run outcomes retried with back-off (a permanent error is not; canceled is not an outcome).
 RETRIED_RESULTS = frozenset({"failed", "error", "timeout"})
 #: Permanent errors that wait for something to appear (a Secret): retried with back-off too.
-WAITING_REASONS = frozenset({"SecretNotFound", "SecretKeyNotFound"})
+WAITING_REASONS = frozenset(
+    {"SecretNotFound", "SecretKeyNotFound", "ConfigMapNotFound", "ConfigMapKeyNotFound"}
+)
 
 #: Any new value of this annotation asks for one more run (e.g. a timestamp).
 REQUEST_ANNOTATION = "ansible-bridge.io/run-requested"
@@ -101,6 +106,9 @@ class Done:
     #: When the last drift check finished here (None: none did), and whether it found drift.
     checked_at: datetime | None = None
     drifted: bool = False
+    #: Seconds to the next run asked for by the run's ``operator_sdk.util.requeue_after`` task
+    #: (instead of the reconcile period, once; 0: no timed run); None: it asked nothing.
+    requeue_after: float | None = None
 
 
 def is_suspended(metadata: Mapping[str, Any]) -> bool:
@@ -139,8 +147,23 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-def decide(body: Mapping[str, Any], watch: Watch, *, done: Done | None, now: datetime) -> Action:
-    """What ``body`` needs at ``now``, given the last run this process finished for it.
+def _seconds(value: Any) -> float | None:
+    """A non-negative number of seconds read back from the status, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    return float(value)
+
+
+def decide(
+    body: Mapping[str, Any],
+    watch: Watch,
+    *,
+    done: Done | None,
+    now: datetime,
+    dependents_changed: bool = False,
+) -> Action:
+    """What ``body`` needs at ``now``, given the last run this process finished for it
+    (``dependents_changed``: an object a run created changed since the last run began).
 
     Pure: the whole scheduling policy of one resource, unit-tested without a cluster.
     """
@@ -168,6 +191,8 @@ def decide(body: Mapping[str, Any], watch: Watch, *, done: Done | None, now: dat
         return Action("run", generation=generation, trigger=trigger)
 
     # This generation ran. What else can ask for a run: a request, annotations, the period.
+    if dependents_changed:
+        return Action("run", generation=generation, trigger="dependent")
     mine = done if done is not None and done.generation == generation else None
     requested = (metadata.get("annotations") or {}).get(REQUEST_ANNOTATION)
     if requested is not None:
@@ -182,10 +207,17 @@ def decide(body: Mapping[str, Any], watch: Watch, *, done: Done | None, now: dat
     if retry_at is not None and now >= retry_at:
         return Action("run", generation=generation, trigger="retry")
     period = reconcile_period(metadata, watch)
+    requeue = mine.requeue_after if mine is not None else _seconds(last_run.get("requeueAfter"))
+    if requeue is not None:  # requeue_after replaces the period for the next run (as the SDK)
+        period = requeue or None
     finished = [t for t in (_parse_time(last_run.get("finishedAt")),) if t is not None]
     if mine is not None:
         finished.append(mine.finished_at)
-    due = max(finished) + timedelta(seconds=period) if period is not None and finished else None
+    uid = str(metadata.get("uid") or "")
+    due = None
+    if period is not None and finished:
+        # A little early, by a per-resource amount: resources created together spread out.
+        due = max(finished) + timedelta(seconds=period - scheduling.jitter(period, uid))
     if due is not None and now >= due:
         return Action("run", generation=generation, trigger="periodic")
 
@@ -205,7 +237,8 @@ def decide(body: Mapping[str, Any], watch: Watch, *, done: Done | None, now: dat
                 if drifted and watch.drift_remediate:
                     return Action("run", generation=generation, trigger="drift")
                 ran_at = checked_at
-            check_due = ran_at + timedelta(seconds=watch.drift_interval)
+            interval = watch.drift_interval
+            check_due = ran_at + timedelta(seconds=interval - scheduling.jitter(interval, uid))
             if now >= check_due:
                 return Action("check", generation=generation, trigger="drift")
     wakes = [t for t in (due, retry_at, check_due) if t is not None]
@@ -245,9 +278,24 @@ class StatusWriter(Protocol):
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None: ...
 
+    async def config_map_data(self, namespace: str, name: str) -> dict[str, str] | None: ...
+
     async def set_finalizers(
         self, key: ObjectKey, finalizers: list[str], resource_version: str
     ) -> dict[str, Any] | None: ...
+
+
+class RunIdentities(Protocol):
+    """Gives runs their own credentials for the Kubernetes API (bridge.proxy: a token of the
+    operator's API proxy that knows the run's owner); every method must return at once."""
+
+    def issue(self, watch: Watch, body: Mapping[str, Any]) -> Mapping[str, str]:
+        """Environment variables for a run of ``body``; empty when there is nothing to give."""
+        ...
+
+    def revoke(self, env: Mapping[str, str]) -> None:
+        """The run given ``env`` has ended: its credentials stop working."""
+        ...
 
 
 class RunObserver(Protocol):
@@ -260,6 +308,8 @@ class RunObserver(Protocol):
     def started(self, watch: Watch, run_id: str) -> None: ...
 
     def finished(self, watch: Watch, result: RunResult, seconds: float) -> None: ...
+
+    def checked(self, watch: Watch, verdict: CheckVerdict, seconds: float) -> None: ...
 
 
 class _NoObserver:
@@ -275,6 +325,9 @@ class _NoObserver:
     def finished(self, watch: Watch, result: RunResult, seconds: float) -> None:
         pass
 
+    def checked(self, watch: Watch, verdict: CheckVerdict, seconds: float) -> None:
+        pass
+
 
 @dataclass
 class _Resource:
@@ -288,6 +341,14 @@ class _Resource:
     running_generation: int | None = None
     done: Done | None = None
     wake: asyncio.TimerHandle | None = None
+    #: The worker's place in line for a run slot while it waits for one.
+    ticket: scheduling.Ticket | None = None
+    #: A dependent (an object a run created) changed or went away since the last run began.
+    dependents_changed: bool = False
+    #: The period of the first ``requeue_after`` task of the run in flight (None: none yet).
+    requeue_after: float | None = None
+    #: The problems with its SDK annotations last reported in an Event (reported once).
+    sdk_problems: tuple[str, ...] = ()
     finalize_failures: int = 0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -312,15 +373,21 @@ class Controller:
         post_event: EventPoster,
         *,
         observer: RunObserver | None = None,
+        identities: RunIdentities | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self._observer: RunObserver = observer or _NoObserver()
+        self._identities = identities
         self._settings = settings
         self._executor = executor
         self._kube = kube
         self._post_event = post_event
         self._clock = clock
-        self._slots = asyncio.Semaphore(max(1, settings.runner.max_concurrent_runs))
+        self._slots = scheduling.PrioritySlots(settings.runner.max_concurrent_runs)
+        self._kind_slots = {
+            key: asyncio.Semaphore(max(1, limit))
+            for key, limit in settings.runner.watch_max_runs.items()
+        }
         self._resources: dict[str, _Resource] = {}
         self._live_secrets: dict[str, tuple[str, ...]] = {}
         self._closing = False
@@ -358,8 +425,19 @@ class Controller:
         else:
             res.body = body
         self._preempt(res)
+        self._promote(res)
         if res.worker is None or res.worker.done():
             res.worker = asyncio.create_task(self._work(res), name=f"reconcile {res.key}")
+
+    def _promote(self, res: _Resource) -> None:
+        """A worker waiting for a slot with a background run (periodic, drift, retry) whose
+        resource now needs an urgent one (it changed, a run was requested...) moves up."""
+        ticket = res.ticket
+        if ticket is None or not ticket.waiting or ticket.priority == scheduling.URGENT:
+            return
+        action = _decide(res, self._clock())
+        if action.kind in ("run", "finalize"):
+            self._slots.promote(ticket, scheduling.priority(action.trigger))
 
     def _preempt(self, res: _Resource) -> None:
         """Cancel a run that the newest body makes stale (a newer generation, or deletion)."""
@@ -412,6 +490,31 @@ class Controller:
         if workers:
             await asyncio.wait(workers)
 
+    def dependent_changed(
+        self, group: str, kind: str, namespace: str | None, name: str, uid: str | None = None
+    ) -> bool:
+        """An object a run of this owner created changed or went away (bridge.dependents): run
+        the owner again, after its run in flight if there is one. Never blocks. False when no
+        such owner is known (or its watch does not watch dependents, or it is being deleted)."""
+        found = False
+        for res in self._resources.values():
+            watch = res.watch
+            if (
+                self._closing
+                or not watch.watch_dependent_resources
+                or (watch.group, watch.kind, res.key.namespace, res.key.name)
+                != (group, kind, namespace or None, name)
+                or (uid is not None and _uid(res.body) != uid)
+                or (res.body.get("metadata") or {}).get("deletionTimestamp")
+            ):
+                continue
+            found = True
+            res.dependents_changed = True
+            self._promote(res)
+            if res.worker is None or res.worker.done():
+                res.worker = asyncio.create_task(self._work(res), name=f"reconcile {res.key}")
+        return found
+
     def secrets_of(self, run_id: str) -> tuple[str, ...]:
         """The Secret values of run ``run_id`` while it runs (to redact its live output)."""
         return self._live_secrets.get(run_id, ())
@@ -426,14 +529,14 @@ class Controller:
     async def _work(self, res: _Resource) -> None:
         delay = self._settings.retry.initial
         while True:
-            action = decide(res.body, res.watch, done=res.done, now=self._clock())
+            action = _decide(res, self._clock())
             if action.kind == "none":
                 self._wake_at(res, action.wake_at)
                 return  # NB: no await between decide() and return, see observe()
             if action.kind == "suspend":
                 self._wake_at(res, None)
                 await self._note_suspension(res, True)
-                if decide(res.body, res.watch, done=res.done, now=self._clock()).kind == "suspend":
+                if _decide(res, self._clock()).kind == "suspend":
                     return
                 continue
             await self._note_suspension(res, False)
@@ -535,7 +638,8 @@ class Controller:
         """One run of the main automation for ``action.generation`` (or a newer one)."""
         watch = res.watch
         manage = watch.manage_status
-        if self._slots.locked():
+        kind_slots = self._kind_slots.get(watch.key)
+        if self._slots.locked() or (kind_slots is not None and kind_slots.locked()):
             await self._patch(
                 res,
                 status.queued_patch(
@@ -546,11 +650,12 @@ class Controller:
                     manage_status=manage,
                 ),
             )
-        async with self._slot(watch):
+        async with self._slot(res, action.trigger):
             # The body may have moved on while we waited for a slot: decide again.
-            action = decide(res.body, watch, done=res.done, now=self._clock())
+            action = _decide(res, self._clock())
             if action.kind != "run":
                 return
+            res.dependents_changed = False  # this run sees every dependent as it is now
             run_id = uuid.uuid4().hex[:12]
             started = self._clock()
             try:
@@ -607,6 +712,16 @@ class Controller:
             bookkeeping["annotations"] = digest
         if requested is not None:
             bookkeeping["runRequested"] = requested
+        requeue = res.requeue_after if result.status != "canceled" else None
+        if requeue is not None:
+            bookkeeping["requeueAfter"] = requeue  # read back after a restart
+            logger.info(
+                "%s: run %s asked to run again in %ss (requeue_after)",
+                res.key,
+                result.run_id,
+                f"{requeue:g}",
+                extra=_ctx(res, result.run_id),
+            )
         if result.status != "canceled":
             res.done = self._done(
                 res,
@@ -616,6 +731,8 @@ class Controller:
                 retry=result.status in RETRIED_RESULTS,
                 succeeded=result.succeeded,
             )
+            if requeue is not None:
+                res.done = replace(res.done, requeue_after=requeue)
         await self._report(res, result, action.generation, action.trigger, started, bookkeeping)
 
     async def _spec(
@@ -626,7 +743,7 @@ class Controller:
         resolved, values = await secrets.resolve(
             raw if isinstance(raw, Mapping) else {}, res.key.namespace, self._kube.secret_data
         )
-        return inputs.run_spec(
+        spec = inputs.run_spec(
             res.body,
             res.watch,
             run_id=run_id,
@@ -638,6 +755,55 @@ class Controller:
             secrets=values,
             envvars=self._settings.runner.env,
         )
+        spec = await self._access(res, spec, raw if isinstance(raw, Mapping) else {})
+        return self._sdk_options(res, spec)
+
+    async def _access(self, res: _Resource, spec: RunSpec, raw: Mapping[str, Any]) -> RunSpec:
+        """The watch's ``credentials`` and non-path ``inventory`` resolved into ``spec`` (every
+        credential value joins ``spec.secrets``)."""
+        watch, namespace = res.watch, res.key.namespace
+        if watch.credentials is None and watch.inventory_source is None:
+            return spec
+        changes: dict[str, Any] = {}
+        if watch.inventory_source is not None:
+            changes["inventory_text"] = await credentials.resolve_inventory(
+                watch.inventory_source,
+                namespace,
+                self._kube.secret_data,
+                self._kube.config_map_data,
+            )
+            changes["inventory"] = None
+            changes["hosts"] = "all"
+        if watch.credentials is not None:
+            creds, values = await credentials.resolve_credentials(
+                watch.credentials, raw, namespace, self._kube.secret_data
+            )
+            if creds is not None:
+                changes["credentials"] = creds
+                changes["secrets"] = tuple(
+                    sorted(set(spec.secrets) | set(values), key=len, reverse=True)
+                )
+        return replace(spec, **changes)
+
+    def _sdk_options(self, res: _Resource, spec: RunSpec) -> RunSpec:
+        """The Operator SDK's per-kind verbosity and per-resource annotations applied to a run's
+        spec; a bad annotation is reported (a Warning Event, once per value) and ignored."""
+        metadata = res.body.get("metadata") or {}
+        overrides = sdk.run_overrides(metadata.get("annotations"))
+        if overrides.problems != res.sdk_problems:
+            res.sdk_problems = overrides.problems
+            for problem in overrides.problems:
+                logger.warning("%s: %s", res.key, problem, extra=_ctx(res))
+                self._event(res, "Warning", "InvalidAnnotation", problem)
+        runner = self._settings.runner
+        verbosity = overrides.verbosity
+        if verbosity is None:
+            verbosity = runner.watch_verbosity.get(res.watch.key, runner.ansible_verbosity)
+        if verbosity:
+            spec = replace(spec, envvars={**spec.envvars, "ANSIBLE_VERBOSITY": str(verbosity)})
+        if overrides.max_artifacts is not None:
+            spec = replace(spec, max_artifacts=overrides.max_artifacts)
+        return spec
 
     def _done(
         self,
@@ -682,17 +848,31 @@ class Controller:
         return replace(res.done, checked_at=now, drifted=drifted)
 
     @contextlib.asynccontextmanager
-    async def _slot(self, watch: Watch) -> AsyncIterator[None]:
-        """Hold one of the global run slots (queued until one is free)."""
+    async def _slot(self, res: _Resource, trigger: Trigger) -> AsyncIterator[None]:
+        """Hold one of the global run slots, queued until one is free: runs for new or
+        changed resources before periodic runs, drift checks and retries (bridge.scheduling)."""
+        watch = res.watch
+        # Within its kind's own limit first (MAX_CONCURRENT_RECONCILES_<KIND>_<GROUP>).
+        kind_slots = self._kind_slots.get(watch.key)
+        if kind_slots is not None:
+            await kind_slots.acquire()
+        res.ticket = self._slots.ticket(scheduling.priority(trigger))
         self._observer.queued(watch)
         try:
-            await self._slots.acquire()
+            await self._slots.acquire(res.ticket)
+        except BaseException:
+            if kind_slots is not None:
+                kind_slots.release()
+            raise
         finally:
+            res.ticket = None
             self._observer.dequeued(watch)
         try:
             yield
         finally:
             self._slots.release()
+            if kind_slots is not None:
+                kind_slots.release()
 
     async def _execute(
         self, res: _Resource, spec: RunSpec, generation: int, *, observe: bool = True
@@ -701,7 +881,11 @@ class Controller:
         cancel of the worker (shutdown) stops the run and propagates. ``observe``: tell the
         observer (metrics count runs; drift checks are not runs)."""
 
+        res.requeue_after = None
+
         def on_event(event: RunnerEvent) -> None:
+            if res.requeue_after is None:
+                res.requeue_after = results.requeue_period(event)
             if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
                 data = event.get("event_data") or {}
                 logger.debug(
@@ -713,6 +897,17 @@ class Controller:
                     extra=_ctx(res, spec.run_id),
                 )
 
+        identity: Mapping[str, str] = {}
+        if self._identities is not None:
+            identity = self._identities.issue(res.watch, res.body)
+        if identity:
+            # The run's own API credentials win over the operator's kubeconfig; they are
+            # secrets (redacted and scrubbed like Secret values).
+            spec = replace(
+                spec,
+                envvars={**spec.envvars, **identity},
+                secrets=(*spec.secrets, *(v for k, v in identity.items() if k.endswith("_KEY"))),
+            )
         run = asyncio.create_task(self._executor.run(spec, on_event), name=f"run {spec.run_id}")
         res.run, res.running_generation = run, generation
         if spec.secrets:
@@ -730,6 +925,9 @@ class Controller:
             res.run, res.running_generation = None, None
             # The executor has scrubbed the run's files by the time it returns.
             self._live_secrets.pop(spec.run_id, None)
+            if identity and self._identities is not None:
+                self._identities.revoke(identity)
+        await self._prune(res, spec)
         if run.cancelled():
             result = RunResult(
                 run_id=spec.run_id, status="canceled", message="the run was canceled"
@@ -762,6 +960,20 @@ class Controller:
         if observe:
             self._observer.finished(res.watch, result, time.monotonic() - began)
         return result
+
+    async def _prune(self, res: _Resource, spec: RunSpec) -> None:
+        """Keep the run's artifacts folder within its count and size bounds (the run just
+        finished stays)."""
+        try:
+            await asyncio.to_thread(
+                artifacts.prune,
+                spec.artifact_dir,
+                max_count=spec.max_artifacts,
+                max_bytes=self._settings.runner.max_artifacts_bytes,
+                keep=spec.run_id,
+            )
+        except OSError as exc:  # never fail a run over its leftovers
+            logger.warning("%s: old artifacts not removed: %s", res.key, exc, extra=_ctx(res))
 
     async def _report(
         self,
@@ -808,13 +1020,14 @@ class Controller:
         """One drift check: the automation with ``--check --diff``, reported in
         ``status.lastCheck`` and the ``Drifted`` condition only (never as a run)."""
         watch = res.watch
-        async with self._slot(watch):
+        async with self._slot(res, "drift"):
             # The body may have moved on while we waited for a slot: decide again.
-            action = decide(res.body, watch, done=res.done, now=self._clock())
+            action = _decide(res, self._clock())
             if action.kind != "check":
                 return
             run_id = uuid.uuid4().hex[:12]
             started = self._clock()
+            began = time.monotonic()
             reason: str | None = None
             if not getattr(self._executor, "supports_check", False):
                 # Never hand a check to a backend that might run it for real.
@@ -846,6 +1059,11 @@ class Controller:
         verdict = status.drift_condition(result, action.generation, self._clock(), reason)
         drifted = verdict["status"] == "True"
         res.done = self._checked(res, drifted)
+        self._observer.checked(
+            watch,
+            "drifted" if drifted else "clean" if verdict["status"] == "False" else "failed",
+            time.monotonic() - began,
+        )
         logger.info(
             "%s: drift check %s: %s: %s",
             res.key,
@@ -893,7 +1111,7 @@ class Controller:
 
     async def _finalize(self, res: _Resource) -> bool:
         """Run the finalizer's automation; release the finalizer if it succeeded."""
-        async with self._slot(res.watch):
+        async with self._slot(res, "finalize"):
             run_id = uuid.uuid4().hex[:12]
             started = self._clock()
             generation = int((res.body.get("metadata") or {}).get("generation") or 0)
@@ -927,6 +1145,12 @@ class Controller:
         )
         await self._release_finalizer(res)
         return True
+
+
+def _decide(res: _Resource, now: datetime) -> Action:
+    return decide(
+        res.body, res.watch, done=res.done, now=now, dependents_changed=res.dependents_changed
+    )
 
 
 def _digest(body: Mapping[str, Any], watch: Watch) -> str | None:

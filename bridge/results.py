@@ -33,6 +33,8 @@ The events are the dicts ansible-runner hands to ``event_handler`` (the same JSO
 * **Outputs** are the stats event's ``artifact_data``: ansible-runner's callback fills it with
   ``stats.custom['_run']``, i.e. what ``ansible.builtin.set_stats`` published without
   ``per_host`` (per-host custom stats are not passed on).
+* **Requeue**: :func:`requeue_period` reads the ``period`` an ``operator_sdk.util.requeue_after``
+  task returned (a Go duration), for the controller to schedule the next run (as the SDK does).
 * **Messages** never leak a result hidden with ``no_log``: Ansible's callback already replaces
   such a ``res`` with ``{"censored": ...}``, and any result that is censored or still marked
   ``_ansible_no_log`` gives only :data:`NO_LOG_MESSAGE`. The events' ``stdout`` is never read
@@ -47,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.structs import ChangedTask, FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
+from bridge.watches import parse_duration
 
 #: The longest message kept for a failed task (longer ones end with "…").
 MESSAGE_LIMIT = 500
@@ -371,6 +374,31 @@ def describe_drift(result: RunResult) -> str:
     if hidden > 0:
         text += f"; {_plural(hidden, 'more change')} hidden by no_log"
     return text
+
+
+#: The ``task_action`` (or ``resolved_action``) names of the Operator SDK's requeue_after module.
+REQUEUE_ACTIONS = frozenset({"operator_sdk.util.requeue_after", "requeue_after"})
+
+
+def requeue_period(event: RunnerEvent) -> float | None:
+    """Seconds after which the resource is to run again, when ``event`` is the successful result
+    of an ``operator_sdk.util.requeue_after`` task (its ``period``, a Go duration), else None.
+    A ``period`` that is not a duration is ignored (the module refuses one)."""
+    if event.get("event") != "runner_on_ok":
+        return None
+    data = event.get("event_data")
+    if not isinstance(data, Mapping):
+        return None
+    if not {data.get("task_action"), data.get("resolved_action")} & REQUEUE_ACTIONS:
+        return None
+    res = data.get("res")
+    period = res.get("period") if isinstance(res, Mapping) else None
+    if not isinstance(period, str):
+        return None
+    try:
+        return parse_duration(period)
+    except ValueError:
+        return None
 
 
 def summarize(result: RunResult) -> str:

@@ -28,6 +28,10 @@ class RunnerSettings:
     max_concurrent_runs: int = field(default_factory=_default_concurrency)
     #: Where run artifacts are kept, one folder per resource (rotated by maxRunnerArtifacts).
     artifacts_dir: Path = Path("/tmp/ansible-bridge/runner")
+    #: Bytes one resource's run artifacts may take (its drift checks' apart, as much again);
+    #: after each run the oldest run folders go until under it (never the run just finished).
+    #: 0: no size bound, only maxRunnerArtifacts.
+    max_artifacts_bytes: int = 50 * 1024 * 1024
     #: The Python that runs modules on the default localhost inventory (the operator's own,
     #: so the ansible-core it ships is the one in use).
     python: str = sys.executable
@@ -43,6 +47,15 @@ class RunnerSettings:
     #: Environment every run gets on top of the operator's (the bundled operator_sdk.util
     #: collection on ANSIBLE_COLLECTIONS_PATH, K8S_AUTH_KUBECONFIG for modules that call the API).
     env: Mapping[str, str] = field(default_factory=dict)
+    #: Extra ``ansible-playbook`` options of every run (``--ansible-args``, shell-quoted).
+    ansible_args: str = ""
+    #: The ``-v`` count of runs (``--ansible-verbosity``), unless their kind's or resource's says.
+    ansible_verbosity: int = 0
+    #: Per watch (by :attr:`Watch.key`): the ``-v`` count from ``ANSIBLE_VERBOSITY_<KIND>_<GROUP>``.
+    watch_verbosity: Mapping[str, int] = field(default_factory=dict)
+    #: Per watch (by :attr:`Watch.key`): runs of that kind in flight at once, from
+    #: ``MAX_CONCURRENT_RECONCILES_<KIND>_<GROUP>`` (within ``max_concurrent_runs``).
+    watch_max_runs: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,43 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class JobSettings:
+    """How watches with ``executor: job`` run: one Kubernetes Job per run (bridge.executors.job)."""
+
+    #: "pod": the Job's pod runs ``ansible-runner worker``; the operator attaches to its stdin
+    #: and follows its log. "process": a local ``ansible-runner worker`` process stands in for
+    #: the pod's container (the Job object is still created); for tests and development.
+    transport: str = "pod"
+    #: The image of a watch whose ``job.image`` is not set (the operator's own image has
+    #: ansible-runner and the automation at the same paths).
+    image: str = "ansible-bridge:latest"
+    #: Seconds a Job's pod may take to start running (scheduling, image pull) before the run
+    #: fails as an error (and is retried).
+    start_timeout: float = 300.0
+
+
+@dataclass(frozen=True)
+class LeaderElectionSettings:
+    """``--leader-elect``: one active replica holding a coordination.k8s.io Lease, the others
+    standing by (client-go's leader election; see :mod:`bridge.leader`)."""
+
+    #: Off: this process is always the active one.
+    enabled: bool = False
+    #: Namespace of the Lease (the operator's own).
+    namespace: str = "default"
+    #: Name of the Lease; replicas sharing it share one leader.
+    lease_name: str = "ansible-bridge-leader"
+    #: This replica's holderIdentity (POD_NAME, or hostname_random).
+    identity: str = ""
+    #: Seconds a standby waits after the last renewal before taking the Lease over.
+    lease_duration: float = 15.0
+    #: Seconds the leader keeps trying to renew before it gives up leadership and exits.
+    renew_deadline: float = 10.0
+    #: Seconds between acquire or renew attempts.
+    retry_period: float = 2.0
+
+
+@dataclass(frozen=True)
 class OperatorSettings:
     """The whole settings tree."""
 
@@ -91,7 +141,13 @@ class OperatorSettings:
     scope: ScopeSettings = field(default_factory=ScopeSettings)
     retry: RetrySettings = field(default_factory=RetrySettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    job: JobSettings = field(default_factory=JobSettings)
+    leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
     #: The kubeconfig to use; None: $KUBECONFIG, ~/.kube/config or the in-cluster account.
     kubeconfig: Path | None = None
     #: Log level name for the operator's own loggers.
     log_level: str = "INFO"
+    #: Give each run the operator's identity through a local API proxy that adds an
+    #: ownerReference (or the Operator SDK's primary-resource annotations) to objects the run
+    #: creates, and watch those dependents (``--inject-owner-ref``).
+    inject_owner_ref: bool = True

@@ -79,6 +79,21 @@ A real run that succeeds sets ``Drifted`` False (``InSync``) on a watch with dri
 once the condition exists). ``lastCheck`` is the scheduler's own record and is written with
 ``manage_status`` False too (conditions are not).
 
+The Operator SDK's conditions come along (with ``manage_status``; the permanent errors of
+:func:`error_patch` always), shaped as it writes them (no ``observedGeneration``; ``reason`` may
+be empty), for the tooling that waits on them (see :func:`sdk_finished`)::
+
+        - type: Running              # True while a run is in flight ("Running reconciliation")
+          status: "True"             # and after a success (reason Successful, "Awaiting next
+          reason: Successful         # reconciliation"); False after a failure
+          message: Awaiting next reconciliation
+          lastTransitionTime: "2024-05-01T10:00:07Z"
+          ansibleResult: {ok: 3, changed: 1, skipped: 0, failures: 0,
+                          completion: "2024-05-01T10:00:07.123456+00:00"}
+        - type: Successful           # True after a successful run, False from the next start
+        - type: Failure              # True (reason Failed, the failed tasks' messages, and
+                                     # ansibleResult) after a failed, timed-out or errored run
+
 A canceled run does not set ``observedGeneration``: its generation was not handled, and is
 run again when the bridge resumes (kstatus keeps saying InProgress until then).
 
@@ -119,6 +134,11 @@ RECONCILING = "Reconciling"
 STALLED = "Stalled"
 SUSPENDED = "Suspended"
 DRIFTED = "Drifted"
+
+#: The Operator SDK's (ansible-operator's) conditions, written next to ours (manageStatus only).
+SDK_RUNNING = "Running"
+SDK_SUCCESSFUL = "Successful"
+SDK_FAILURE = "Failure"
 
 #: The annotation that suspends a resource's runs (all but the finalizer's) when "true".
 SUSPEND_ANNOTATION = "ansible-bridge.io/suspend"
@@ -256,6 +276,9 @@ def started_patch(
     if manage_status:
         message = f"run {run_id} of generation {generation} is running (trigger: {trigger})"
         patch.update(_in_progress(existing_status, "Running", message, generation, now))
+        patch["conditions"] = merge_conditions(
+            patch["conditions"], sdk_started(_conditions(existing_status), now), now
+        )
     return patch
 
 
@@ -310,6 +333,8 @@ def finished_patch(
         if result.succeeded and (drift or any(c.get("type") == DRIFTED for c in existing)):
             applied = f"run {result.run_id} applied generation {generation} (trigger: {trigger})"
             updates.append(condition(DRIFTED, "False", "InSync", applied, generation, now))
+        if result.status != "canceled":  # a canceled run leaves the SDK's conditions alone
+            updates.extend(sdk_finished(existing, result, now))
         patch["conditions"] = merge_conditions(existing, updates, now)
         if result.succeeded:
             patch["outputs"] = _replace(_get(existing_status, "outputs"), result.outputs)
@@ -407,13 +432,111 @@ def error_patch(
         condition(RECONCILING, "False", reason, message, generation, now),
         condition(STALLED, "True", reason, message, generation, now),
     ]
+    existing = _conditions(existing_status)
+    updates.extend(sdk_error(existing, message, now))
     patch: dict[str, Any] = {
         "observedGeneration": generation,
-        "conditions": merge_conditions(_conditions(existing_status), updates, now),
+        "conditions": merge_conditions(existing, updates, now),
     }
     if _get(existing_status, "currentRun") is not None:
         patch["currentRun"] = None
     return patch
+
+
+def sdk_condition(
+    type_: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    now: datetime,
+    ansible_result: Mapping[str, Any] | None = None,
+) -> Condition:
+    """A condition shaped as the Operator SDK writes it: ``type``, ``status``, ``reason`` (may be
+    empty), ``message``, ``lastTransitionTime`` and ``ansibleResult`` when given (no
+    ``observedGeneration``)."""
+    value: dict[str, Any] = {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": rfc3339(now),
+    }
+    if ansible_result is not None:
+        value["ansibleResult"] = dict(ansible_result)
+    return cast(Condition, value)
+
+
+def sdk_ansible_result(result: RunResult, now: datetime) -> dict[str, Any]:
+    """The SDK's ``ansibleResult``: the play recap's ``ok``, ``changed``, ``skipped`` and
+    ``failures`` (summed over hosts; the SDK reads ``localhost`` only, the one host of a run
+    without an inventory) and ``completion``, when the run ended, in the SDK's format
+    (``2024-05-01T10:00:07.123456+00:00``)."""
+    when = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".")
+    hosts = result.hosts.values()
+    return {
+        "ok": sum(h.ok for h in hosts),
+        "changed": sum(h.changed for h in hosts),
+        "skipped": sum(h.skipped for h in hosts),
+        "failures": sum(h.failed for h in hosts),
+        "completion": stamp + "+00:00",
+    }
+
+
+def _sdk_lowered(existing: Sequence[Mapping[str, Any]], type_: str) -> list[Condition]:
+    """The SDK's way to end a condition: the existing one of ``type_`` (if any) with status
+    False, its reason and message kept."""
+    old = next((c for c in existing if c.get("type") == type_), None)
+    return [] if old is None else [cast(Condition, {**old, "status": "False"})]
+
+
+def sdk_started(existing: Sequence[Mapping[str, Any]], now: datetime) -> list[Condition]:
+    """A run started: ``Running`` True (reason Running, "Running reconciliation"), and an
+    existing ``Successful`` set False (as the SDK's markRunning)."""
+    return [
+        *_sdk_lowered(existing, SDK_SUCCESSFUL),
+        sdk_condition(SDK_RUNNING, "True", "Running", "Running reconciliation", now),
+    ]
+
+
+def sdk_finished(
+    existing: Sequence[Mapping[str, Any]], result: RunResult, now: datetime
+) -> list[Condition]:
+    """A run ended (as the SDK's markDone). Success: ``Running`` True (reason Successful,
+    "Awaiting next reconciliation", with ``ansibleResult``), ``Successful`` True ("Last
+    reconciliation succeeded"), ``Failure`` False (empty reason and message). Otherwise
+    (failed, timed out, runner error): ``Running`` set False, ``Failure`` True (reason Failed,
+    the failed tasks' messages one per line, with ``ansibleResult``), ``Successful`` False."""
+    stats = sdk_ansible_result(result, now)
+    if result.succeeded:
+        return [
+            sdk_condition(
+                SDK_RUNNING, "True", "Successful", "Awaiting next reconciliation", now, stats
+            ),
+            sdk_condition(
+                SDK_SUCCESSFUL, "True", "Successful", "Last reconciliation succeeded", now
+            ),
+            sdk_condition(SDK_FAILURE, "False", "", "", now),
+        ]
+    messages = [t.message for t in result.failed_tasks[:MAX_FAILED_TASKS]]
+    message = "\n".join(messages) if messages else describe(result)
+    return [
+        *_sdk_lowered(existing, SDK_RUNNING),
+        sdk_condition(SDK_FAILURE, "True", "Failed", message or result.status, now, stats),
+        sdk_condition(SDK_SUCCESSFUL, "False", "", "", now),
+    ]
+
+
+def sdk_error(
+    existing: Sequence[Mapping[str, Any]], message: str, now: datetime
+) -> list[Condition]:
+    """A resource could not run at all (as the SDK's markError): existing ``Running`` and
+    ``Successful`` set False, ``Failure`` True (reason Failed) with ``message``."""
+    return [
+        *_sdk_lowered(existing, SDK_RUNNING),
+        *_sdk_lowered(existing, SDK_SUCCESSFUL),
+        sdk_condition(SDK_FAILURE, "True", "Failed", message, now),
+    ]
 
 
 def _in_progress(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 if TYPE_CHECKING:
     from bridge.argspec import EntryPoint
+    from bridge.credentials import Credentials, InventorySource
 
 #: How a run ended. ``error`` means the runner itself could not run the playbook.
 RunStatus = Literal["successful", "failed", "canceled", "timeout", "error"]
@@ -29,6 +30,7 @@ Trigger = Literal[
     "requested",
     "retry",
     "drift",
+    "dependent",
 ]
 
 
@@ -40,6 +42,29 @@ class FinalizerSpec:
     playbook: Path | None = None
     role: Path | None = None
     vars: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The ``job`` of a watches entry: the Kubernetes Job each run becomes (``executor: job``).
+
+    Mappings are the Kubernetes fields as written (validated by bridge.watches).
+    """
+
+    #: The execution-environment image (it runs ``ansible-runner worker``); None: the
+    #: operator's ``--job-image``.
+    image: str | None = None
+    #: The container's ``resources`` ({requests, limits}).
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    #: The pod's ``serviceAccountName``; None: the namespace's default.
+    service_account: str | None = None
+    node_selector: Mapping[str, str] = field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    #: The Job's ``ttlSecondsAfterFinished``: Kubernetes removes a finished Job (and its pod)
+    #: that the operator could not delete itself.
+    ttl_seconds_after_finished: int = 300
+    #: Where the Jobs are created; None: the resource's namespace.
+    namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +95,12 @@ class Watch:
     timeout: float | None = 3600.0
     #: An inventory file or folder; None: localhost with the operator's Python.
     inventory: Path | None = None
+    #: ``inventory`` given inline or as a Secret/ConfigMap key instead of a path (see
+    #: bridge.credentials); None: ``inventory`` (or the default) applies.
+    inventory_source: InventorySource | None = None
+    #: ``credentials``: SSH key, become/vault passwords and environment from a Secret of the
+    #: resource's namespace (see bridge.credentials); None: none.
+    credentials: Credentials | None = None
     #: Gather facts before a role runs (the playbook decides for itself).
     gather_facts: bool = False
     #: Seconds between drift checks (``drift.interval``: the automation run with ``--check
@@ -77,10 +108,22 @@ class Watch:
     drift_interval: float | None = None
     #: Run the automation for real when a drift check finds changes (``drift.remediate``).
     drift_remediate: bool = False
+    #: ``watchDependentResources``: a change to (or the deletion of) an object a run created
+    #: through the bridge's API proxy runs its owner again.
+    watch_dependent_resources: bool = True
+    #: ``watchClusterScopedResources``: also watch cluster-scoped dependents (tracked by the
+    #: Operator SDK's primary-resource annotations).
+    watch_cluster_scoped_resources: bool = False
+    #: ``blacklist``: dependent kinds never watched, as ``(group, version, kind)``.
+    blacklist: tuple[tuple[str, str, str], ...] = ()
     #: ``retry.limit``: retries of a failed run; None: the operator's default.
     retry_limit: int | None = None
     #: ``retry.backoff``: seconds before the first retry (doubled each time); None: default.
     retry_backoff: float | None = None
+    #: ``executor``: ``local``, ``warm`` or ``job``; None: the operator's ``--executor``.
+    executor: str | None = None
+    #: ``job``: the Job of each run when ``executor`` is ``job``; None: the defaults.
+    job: JobOptions | None = None
     #: Where the entry came from, for messages: "watches.yaml: entry 2".
     source: str = ""
     # --- argument spec and CRD generation (bridge extensions) ---
@@ -157,6 +200,22 @@ class RunSpec:
     #: A drift check: run with ``--check --diff``, changing nothing. Only the controller's
     #: drift checks set it; every other run is a real one.
     check: bool = False
+    #: Credentials from the watch's ``credentials`` Secret (their values are in ``secrets``).
+    credentials: RunCredentials | None = field(default=None, repr=False)
+    #: Inventory content (inline, or read from a Secret/ConfigMap) written 0600 for the run;
+    #: it replaces ``inventory``.
+    inventory_text: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class RunCredentials:
+    """What a run gets from the watch's ``credentials`` Secret (never printed: repr=False)."""
+
+    ssh_private_key: str | None = field(default=None, repr=False)
+    become_password: str | None = field(default=None, repr=False)
+    vault_password: str | None = field(default=None, repr=False)
+    #: Environment variables of the run (e.g. cloud API keys).
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

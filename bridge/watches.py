@@ -5,17 +5,25 @@ it. Each entry maps one kind (``group``, ``version``, ``kind``) to exactly one o
 or ``role``, with the optional keys ``vars``, ``reconcilePeriod``, ``manageStatus``,
 ``finalizer`` (``name`` and at least one of ``playbook``, ``role``, ``vars``), ``selector``
 (``matchLabels`` / ``matchExpressions``), ``snakeCaseParameters``, ``markUnsafe``,
-``maxRunnerArtifacts`` and ``watchAnnotationsChanges``. ``blacklist``,
-``watchDependentResources`` and ``watchClusterScopedResources`` are accepted but ignored (with a
-warning). Unlike the Operator SDK, ``markUnsafe`` defaults to true: strings from the resource are
-never evaluated as Jinja templates unless an entry sets ``markUnsafe: false`` (warned about).
+``maxRunnerArtifacts``, ``watchAnnotationsChanges``, ``watchDependentResources``,
+``watchClusterScopedResources`` and ``blacklist`` (a list of ``{group, version, kind}``: dependent
+kinds never watched; see bridge.dependents). Unlike the Operator SDK, ``markUnsafe`` defaults to
+true: strings from the resource are never evaluated as Jinja templates unless an entry sets
+``markUnsafe: false`` (warned about).
 
 Bridge extensions, per entry:
 
 ``timeout``
     How long a run may take (a duration, see below); default ``1h``; ``0`` or null: no limit.
 ``inventory``
-    An inventory file or folder, relative to the watches file; default: localhost only.
+    An inventory file or folder, relative to the watches file; default: localhost only. Or
+    ``{hosts: ...}`` (an inline YAML inventory), ``{secret: NAME, key: KEY}`` or
+    ``{configMap: NAME, key: KEY}`` (read at run time in the resource's namespace; ``key``
+    defaults to ``inventory``); see :mod:`bridge.credentials`.
+``credentials``
+    An SSH key, become and vault passwords and environment variables from keys of a Secret of
+    the resource's namespace (``secret``, or a spec field naming it: ``secretField``); see
+    :mod:`bridge.credentials`.
 ``gatherFacts``
     Whether to gather facts before a ``role`` runs; default false (a playbook decides itself).
 ``drift``
@@ -24,6 +32,14 @@ Bridge extensions, per entry:
     runs with ``--check --diff``; a task that would change something is drift (status
     ``Drifted``). ``mode`` is ``check`` (the default, and the only mode for now);
     ``remediate`` (default false) then runs the automation for real.
+``executor``
+    ``local``, ``warm`` or ``job``: how this entry's runs are carried out; default: the
+    operator's ``--executor``. ``job``: each run is a Kubernetes Job (bridge.executors.job).
+``job``
+    The Job of ``executor: job``: ``image`` (default: the operator's ``--job-image``),
+    ``resources`` (``{requests, limits}``), ``serviceAccount``, ``nodeSelector``,
+    ``tolerations``, ``ttlSecondsAfterFinished`` (default 300) and ``namespace`` (default: the
+    resource's; required for a cluster-scoped kind).
 
 For the CRD (``ansible-bridge crd``, see :mod:`bridge.crdgen`) and Secret references:
 
@@ -75,10 +91,10 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import yaml
 
@@ -90,10 +106,13 @@ from bridge.argspec import (
     role_argument_spec_file,
     secret_paths,
 )
+from bridge.credentials import CredentialsError, parse_credentials, parse_inventory
 from bridge.errors import WatchesError
-from bridge.structs import FinalizerSpec, Watch
+from bridge.structs import FinalizerSpec, JobOptions, Watch
 
 __all__ = ["ENTRY_KEYS", "IGNORED_KEYS", "load_watches", "parse_duration"]
+
+T = TypeVar("T")
 
 #: Every key a watches entry may have, in the order they are validated.
 ENTRY_KEYS: tuple[str, ...] = (
@@ -126,18 +145,34 @@ ENTRY_KEYS: tuple[str, ...] = (
     "plural",
     "drift",
     "retry",
+    "executor",
+    "job",
+    "credentials",
 )
 
 #: Operator SDK keys that are accepted so existing files load, but have no effect yet.
-IGNORED_KEYS: tuple[str, ...] = (
-    "blacklist",
-    "watchDependentResources",
-    "watchClusterScopedResources",
-)
+IGNORED_KEYS: tuple[str, ...] = ()
+_GVK_KEYS = ("group", "version", "kind")
 
 _FINALIZER_KEYS = ("name", "playbook", "role", "vars")
 _DRIFT_KEYS = ("mode", "interval", "remediate")
 _RETRY_KEYS = ("limit", "backoff")
+_EXECUTORS = ("local", "warm", "job")
+_JOB_KEYS = (
+    "image",
+    "resources",
+    "serviceAccount",
+    "nodeSelector",
+    "tolerations",
+    "ttlSecondsAfterFinished",
+    "namespace",
+)
+_TOLERATION_KEYS = ("key", "operator", "value", "effect", "tolerationSeconds")
+_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+_QUANTITY_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([numkMGTPE]|[KMGTPE]i|[eE][+-]?\d+)?")
+_JOB_NAMESPACE_NEEDED = (
+    "a cluster-scoped kind with 'executor: job' needs job.namespace: where its runs' Jobs go"
+)
 _DRIFT_MODES = ("check",)
 _SELECTOR_KEYS = ("matchLabels", "matchExpressions")
 _EXPRESSION_KEYS = ("key", "operator", "values")
@@ -353,7 +388,8 @@ class _EntryReader:
             self.warn("gatherFacts", "gatherFacts applies to roles only; a playbook decides itself")
 
         timeout = self.duration(entry, "timeout", _DEFAULT_TIMEOUT)
-        inventory = self.string(entry, "inventory")
+        raw_inventory = entry.get("inventory")
+        inventory = None if isinstance(raw_inventory, dict) else self.string(entry, "inventory")
         entry_point = self.entry_point(entry, playbook)
         spec_file, arguments = self.arguments(entry, role, entry_point)
         listed = self.names(entry, "secretOptions", _OPTION_PATH_RE, "a dotted option path")
@@ -365,6 +401,7 @@ class _EntryReader:
         from_spec = secret_paths(arguments.options) if arguments is not None else ()
         drift_interval, drift_remediate = self.drift(entry)
         retry_limit, retry_backoff = self.retry(entry)
+        executor, job = self.executor(entry)
         return Watch(
             group=group,
             version=version,
@@ -380,13 +417,30 @@ class _EntryReader:
             mark_unsafe=mark_unsafe,
             max_runner_artifacts=self.max_artifacts(entry),
             watch_annotations_changes=self.boolean(entry, "watchAnnotationsChanges", False),
+            watch_dependent_resources=self.boolean(entry, "watchDependentResources", True),
+            watch_cluster_scoped_resources=self.boolean(
+                entry, "watchClusterScopedResources", False
+            ),
+            blacklist=self.blacklist(entry),
             timeout=timeout or None,
             inventory=None if inventory is None else self.inventory(inventory),
+            inventory_source=(
+                self.access(parse_inventory, raw_inventory)
+                if isinstance(raw_inventory, dict)
+                else None
+            ),
+            credentials=(
+                None
+                if entry.get("credentials") is None
+                else self.access(parse_credentials, entry["credentials"])
+            ),
             gather_facts=gather_facts,
             drift_interval=drift_interval,
             drift_remediate=drift_remediate,
             retry_limit=retry_limit,
             retry_backoff=retry_backoff,
+            executor=executor,
+            job=job,
             source=f"{self.file}: entry {self.n}",
             argument_spec=spec_file,
             entry_point=entry_point,
@@ -541,6 +595,113 @@ class _EntryReader:
             self.fail("drift.interval", "must be more than 0; leave out 'drift' to turn checks off")
         return interval, self.boolean(raw, "remediate", False, prefix="drift.")
 
+    def executor(self, entry: Mapping[str, Any]) -> tuple[str | None, JobOptions | None]:
+        """``executor`` (None: the operator's ``--executor``) and ``job`` (its Job's options)."""
+        executor = entry.get("executor")
+        if executor is not None and executor not in _EXECUTORS:
+            self.fail(
+                "executor", f"expected one of {', '.join(_EXECUTORS)}, got {_type_name(executor)}"
+            )
+        raw = entry.get("job")
+        if raw is None:
+            if executor == "job" and self.scope(entry) == "Cluster":
+                self.fail("job.namespace", _JOB_NAMESPACE_NEEDED)
+            return executor, JobOptions() if executor == "job" else None
+        if executor != "job":
+            self.warn("job", "job applies to 'executor: job' only; this entry does not set it")
+        if not isinstance(raw, dict):
+            self.fail(
+                "job",
+                f"expected a mapping like {{image: ..., resources: ...}}, got {_type_name(raw)}",
+            )
+        self.check_keys(raw, _JOB_KEYS, "job.")
+        resources = self.job_resources(raw.get("resources"))
+        account = self.string(raw, "serviceAccount", "job.")
+        if account is not None and not _GROUP_RE.fullmatch(account):
+            self.fail("job.serviceAccount", f"{account!r} is not a ServiceAccount name")
+        selector = raw.get("nodeSelector") or {}
+        if not isinstance(selector, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in selector.items()
+        ):
+            self.fail(
+                "job.nodeSelector",
+                "expected a mapping of label names to strings (quote numbers and booleans)",
+            )
+        tolerations = raw.get("tolerations") or []
+        if not isinstance(tolerations, list):
+            self.fail(
+                "job.tolerations", f"expected a list of tolerations, got {_type_name(tolerations)}"
+            )
+        for i, toleration in enumerate(tolerations):
+            self.toleration(toleration, f"job.tolerations[{i}]")
+        ttl = raw.get("ttlSecondsAfterFinished", 300)
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
+            self.fail(
+                "job.ttlSecondsAfterFinished",
+                f"expected an integer of 0 or more, got {_type_name(ttl)}",
+            )
+        namespace = self.string(raw, "namespace", "job.")
+        if namespace is not None and (not _LABEL_RE.fullmatch(namespace) or len(namespace) > 63):
+            self.fail("job.namespace", f"{namespace!r} is not a namespace name")
+        if namespace is None and executor == "job" and self.scope(entry) == "Cluster":
+            self.fail("job.namespace", _JOB_NAMESPACE_NEEDED)
+        return executor, JobOptions(
+            image=self.string(raw, "image", "job."),
+            resources=resources,
+            service_account=account,
+            node_selector=dict(selector),
+            tolerations=tuple(dict(t) for t in tolerations),
+            ttl_seconds_after_finished=ttl,
+            namespace=namespace,
+        )
+
+    def job_resources(self, raw: object) -> dict[str, Any]:
+        """``job.resources``: ``{requests, limits}`` of quantities (``500m``, ``1Gi``, 2)."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.fail(
+                "job.resources",
+                f"expected a mapping with requests and/or limits, got {_type_name(raw)}",
+            )
+        self.check_keys(raw, ("requests", "limits"), "job.resources.")
+        for part, amounts in raw.items():
+            if not isinstance(amounts, dict):
+                self.fail(
+                    f"job.resources.{part}",
+                    f"expected a mapping like {{cpu: 1, memory: 1Gi}}, got {_type_name(amounts)}",
+                )
+            for name, amount in amounts.items():
+                ok = isinstance(amount, int | float) and not isinstance(amount, bool)
+                if not ok and not (isinstance(amount, str) and _QUANTITY_RE.fullmatch(amount)):
+                    self.fail(
+                        f"job.resources.{part}.{name}",
+                        f"{amount!r} is not a quantity like 500m or 1Gi",
+                    )
+        return dict(raw)
+
+    def toleration(self, value: object, key: str) -> None:
+        if not isinstance(value, dict):
+            self.fail(
+                key,
+                f"expected a mapping like {{key, operator, effect}}, got {_type_name(value)}",
+            )
+        self.check_keys(value, _TOLERATION_KEYS, f"{key}.")
+        operator = value.get("operator", "Equal")
+        if operator not in ("Equal", "Exists"):
+            self.fail(f"{key}.operator", f"expected Equal or Exists, got {_type_name(operator)}")
+        effect = value.get("effect")
+        if effect is not None and effect not in _EFFECTS:
+            self.fail(
+                f"{key}.effect", f"expected one of {', '.join(_EFFECTS)}, got {_type_name(effect)}"
+            )
+        for name in ("key", "value"):
+            if name in value and not isinstance(value[name], str):
+                self.fail(f"{key}.{name}", f"expected a string, got {_type_name(value[name])}")
+        seconds = value.get("tolerationSeconds")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int)):
+            self.fail(f"{key}.tolerationSeconds", f"expected an integer, got {_type_name(seconds)}")
+
     def retry(self, entry: Mapping[str, Any]) -> tuple[int | None, float | None]:
         """``retry``: how often a failed run is retried, and the first back-off in seconds
         (None: the operator's defaults)."""
@@ -562,6 +723,13 @@ class _EntryReader:
         if backoff is not None and backoff <= 0:
             self.fail("retry.backoff", "must be more than 0")
         return limit, backoff
+
+    def access(self, parse: Callable[[object], T], raw: object) -> T:
+        """``inventory`` (a mapping) or ``credentials``, parsed by bridge.credentials."""
+        try:
+            return parse(raw)
+        except CredentialsError as exc:
+            self.fail(exc.key, str(exc))
 
     # --- keys and values ----------------------------------------------------------------------
 
@@ -692,6 +860,32 @@ class _EntryReader:
                     prefix + key, f"variable names must be strings, got {_type_name(name)} {name!r}"
                 )
         return value
+
+    def blacklist(self, entry: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
+        """``blacklist``: ``[{group, version, kind}]`` (group empty or absent: the core group)."""
+        value = entry.get("blacklist")
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(
+                "blacklist",
+                f"expected a list of {{group, version, kind}}, got {_type_name(value)}",
+            )
+        found = []
+        for i, item in enumerate(value):
+            key = f"blacklist[{i}]"
+            if not isinstance(item, dict):
+                self.fail(
+                    key, f"expected a mapping with group, version, kind, got {_type_name(item)}"
+                )
+            self.check_keys(item, _GVK_KEYS, f"{key}.")
+            group = item.get("group") or ""
+            if group:
+                group = self.name(item, "group", _GROUP_RE, "an API group", prefix=f"{key}.")
+            version = self.name(item, "version", _VERSION_RE, "a version like v1", prefix=f"{key}.")
+            kind = self.name(item, "kind", _KIND_RE, "a CamelCase kind", prefix=f"{key}.")
+            found.append((group, version, kind))
+        return tuple(found)
 
     def selector(self, entry: Mapping[str, Any]) -> dict[str, Any] | None:
         value = entry.get("selector")

@@ -6,10 +6,10 @@ It runs in the operator's event loop (aiohttp), started before kopf and stopped 
 * ``/healthz``: 200 while the event loop serves requests;
 * ``/readyz``: 200 once kopf has started (its ``ready_flag``), 503 before that and when stopping;
 * ``/logs/{namespace}/{kind}/{name}``: a run's ``stdout`` from its ansible-runner artifacts, the
-  newest run's unless ``?run=ID``; ``?follow=1`` streams what the run appends until its
-  ``status`` file appears (ansible-runner writes it after the output is complete). ``kind`` is
-  a watched kind, case-insensitively, or its plural, optionally followed by ``.group``; the
-  namespace of a cluster-scoped kind is ``-``.
+  newest run's unless ``?run=ID`` (a run's, or a drift check's); ``?follow=1`` streams what the
+  run appends until its ``status`` file appears (ansible-runner writes it after the output is
+  complete). ``kind`` is a watched kind, case-insensitively, or its plural, optionally followed
+  by ``.group``; the namespace of a cluster-scoped kind is ``-``.
 
 Nothing from the request becomes a path unchecked: the kind is looked up among the watches, the
 namespace, name and run id must be valid Kubernetes names (or run ids), and the resolved path
@@ -38,6 +38,8 @@ logger = logging.getLogger("bridge.web")
 
 #: The namespace segment of a cluster-scoped resource's URL.
 CLUSTER_SCOPED = "-"
+#: The folder of a resource's drift checks, beside its runs' ``artifacts`` (bridge.reconcile).
+CHECKS = "checks"
 #: Seconds between looks at a followed run's files.
 FOLLOW_POLL = 0.25
 _CHUNK = 64 * 1024
@@ -128,7 +130,8 @@ def runs(artifacts: Path) -> list[Path]:
 
 
 def run_dir(root: Path, artifacts: Path, run: str | None) -> Path:
-    """The folder of run ``run``, or of the newest run; LogsError 404 if there is none."""
+    """The folder of run ``run`` (a run, or a drift check kept in the sibling ``checks``
+    folder), or of the newest run; LogsError 404 if there is none."""
     if run is None:
         found = runs(artifacts)
         if not found:
@@ -137,6 +140,8 @@ def run_dir(root: Path, artifacts: Path, run: str | None) -> Path:
     if not _RUN_ID.fullmatch(run):
         raise LogsError(400, f"invalid run id {run!r}")
     path = _inside(root, artifacts / run)
+    if not path.is_dir():
+        path = _inside(root, artifacts.parent / CHECKS / run)
     if not path.is_dir():
         raise LogsError(404, f"no run {run} recorded for this resource")
     return path

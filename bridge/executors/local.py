@@ -8,8 +8,10 @@ the caller. The private data dir (extravars, inventory, generated playbook) is m
 removed after the run; artifacts are kept per resource and rotated.
 
 A drift check (:attr:`RunSpec.check`) runs with ansible-runner's ``cmdline="--check --diff"``;
-the command line is built per run from its spec alone (:func:`runner_cmdline`), and nothing of
-it is written to a file that another run could read, so check mode cannot reach a real run.
+the command line is built per run from its spec alone (:func:`runner_cmdline`; the operator's
+``--ansible-args`` follow, for every run), and nothing of it is written to a file that another
+run could read, so check mode cannot reach a real run. The warm executor runs the command line
+ansible-runner builds from the same options, so it honours both.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import threading
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bridge import proctree, secrets
+from bridge import credentials, proctree, secrets
 from bridge.executors import EventCallback
 from bridge.inputs import dump_extravars
 from bridge.results import ResultBuilder
+from bridge.sdk import combine_cmdline
 from bridge.settings import RunnerSettings
 from bridge.structs import RunnerEvent, RunResult, RunSpec, RunStatus
 
@@ -47,9 +50,10 @@ _STATUSES: dict[str, RunStatus] = {
 }
 
 
-def runner_cmdline(spec: RunSpec) -> str | None:
-    """The ``cmdline`` for ansible-runner: :data:`CHECK_CMDLINE` for a check run, else None."""
-    return CHECK_CMDLINE if spec.check is True else None
+def runner_cmdline(spec: RunSpec, ansible_args: str = "") -> str | None:
+    """The ``cmdline`` for ansible-runner: :data:`CHECK_CMDLINE` for a check run, then the
+    operator's ``--ansible-args`` (for every run); None when both are empty."""
+    return combine_cmdline(CHECK_CMDLINE if spec.check is True else None, ansible_args)
 
 
 async def stop_run(
@@ -126,7 +130,7 @@ def runner_options(
     env = {"PATH": f"{settings.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.update(spec.envvars)
     env[proctree.MARKER] = spec.run_id
-    return {
+    options: dict[str, Any] = {
         "private_data_dir": str(private),
         "project_dir": str(spec.project_dir or playbook.parent),
         "playbook": str(playbook),
@@ -141,6 +145,10 @@ def runner_options(
         "json_mode": False,
         "suppress_env_files": True,
     }
+    cmdline = runner_cmdline(spec, settings.ansible_args)
+    if cmdline is not None:
+        options["cmdline"] = cmdline
+    return options
 
 
 class LocalExecutor:
@@ -193,13 +201,12 @@ class LocalExecutor:
             options = runner_options(
                 self._settings, spec, private, inventory, playbook, handle, cancel
             )
-            cmdline = runner_cmdline(spec)
-            if cmdline is not None:
-                options["cmdline"] = cmdline
+            credentials.apply(options, spec, private)  # inventory text, credentials (0600)
             runner = ansible_runner.run(**options)
         except Exception as exc:  # ansible-runner could not start the run at all
             return "error", None, f"ansible-runner failed: {exc}"
         finally:
+            credentials.cleanup(spec)
             shutil.rmtree(private, ignore_errors=True)
             secrets.scrub_tree(spec.artifact_dir / spec.run_id, spec.secrets)
         status = _STATUSES.get(str(runner.status), "error")

@@ -153,6 +153,16 @@ class WarmExecutor:
             self.counts["local"] += 1
             logger.info("run %s is a check run: the local executor runs it", spec.run_id)
             return await self._local.run(spec, on_event)
+        if spec.credentials is not None or spec.inventory_text is not None:
+            # ansible-runner's ssh-agent wrapper, password files and the run's own inventory
+            # are the local executor's (bridge.credentials); the warm server has none of them.
+            self.counts["local"] += 1
+            logger.info(
+                "run %s has credentials or an inventory from the cluster: the local executor "
+                "runs it",
+                spec.run_id,
+            )
+            return await self._local.run(spec, on_event)
         cancel = threading.Event()
         relay = EventRelay(asyncio.get_running_loop(), on_event)
         started = time.monotonic()

@@ -6,12 +6,14 @@ execution with Ansible's ``ansible_check_mode``, so the tests see which runs wer
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import DATA, GROUP, VERSION, Bridge, wait_for
+from tests.e2e.test_observability import get
 
 pytestmark = pytest.mark.e2e
 
@@ -142,3 +144,49 @@ def test_a_check_that_fails_makes_drifted_unknown_and_leaves_ready(bridge: Bridg
     assert obj["status"]["lastRun"]["trigger"] == "create"
     assert bridge.condition("p", "Ready")["status"] == "True"  # type: ignore[index]
     assert managed(bridge, "p").read_text() == "one"
+
+
+def checks_total(metrics: str, result: str) -> float:
+    """``ansible_bridge_checks_total`` of the Probe kind for ``result`` (0 when absent)."""
+    wanted = ('kind="Probe"', f'group="{GROUP}"', f'result="{result}"')
+    for line in metrics.splitlines():
+        if line.startswith("ansible_bridge_checks_total{") and all(w in line for w in wanted):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_check_runs_are_counted_and_their_output_is_served(bridge: Bridge) -> None:
+    bridge.start([drift_watch(interval="2s")], "--http-host", "127.0.0.1")
+    operator = bridge.operator
+    assert operator is not None
+    port = wait_for(
+        "the HTTP server",
+        lambda: re.findall(r"HTTP server on 127\.0\.0\.1:(\d+)", operator.log_text()),
+        timeout=30,
+    )[0]
+    base = f"http://127.0.0.1:{port}"
+    bridge.create("p", {"content": "one"})
+    ready = bridge.wait_ready("p")
+    managed(bridge, "p").write_text("tampered")
+    drifted(bridge, "p", "True", "Drifted")
+
+    metrics = get(f"{base}/metrics")[1]
+    assert checks_total(metrics, "drifted") >= 1
+    assert checks_total(metrics, "failed") == 0
+    # Checks are not runs: the one run is the create.
+    assert re.search(r'ansible_bridge_runs_total\{[^}]*result="successful"[^}]*\} 1\.0', metrics)
+
+    # A check's output, by its id: the --diff of the tampered file.
+    check_id = (bridge.get("p") or {})["status"]["lastCheck"]["id"]
+    status, output = get(f"{base}/logs/{bridge.namespace}/probe/p?run={check_id}")
+    assert status == 200, output
+    assert "TASK [Render config]" in output and "tampered" in output
+    # The newest run shown by default is still the real one.
+    newest = get(f"{base}/logs/{bridge.namespace}/probe/p")
+    run_id = ready["status"]["lastRun"]["id"]
+    assert newest == get(f"{base}/logs/{bridge.namespace}/probe/p?run={run_id}")
+    assert newest[0] == 200 and "tampered" not in newest[1]
+
+    managed(bridge, "p").write_text("one")
+    drifted(bridge, "p", "False", "InSync")
+    assert checks_total(get(f"{base}/metrics")[1], "clean") >= 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,6 @@ DEPLOY = REPO / "deploy"
 
 #: A rule flattened: (apiGroup, resource, verb).
 Grant = tuple[str, str, str]
-
-
-@dataclass(frozen=True)
-class JobWatch(Watch):
-    """A watch with the ``executor`` field another change adds to :class:`Watch`."""
-
-    executor: str = "job"
 
 
 def watch(kind: str = "ServiceConfig", group: str = "demo.example.com", **kw: Any) -> Watch:
@@ -121,22 +113,29 @@ def test_nothing_is_deleted_created_listed_or_wildcarded_beyond_need() -> None:
     assert not {v for _, _, v in watched} & {"create", "delete", "deletecollection", "*"}
     assert {v for _, r, v in everything if r == "secrets"} == {"get"}
     assert not any("*" in (g, r, v) for g, r, v in everything)
-    assert not {r for _, r, _ in everything} & {"pods", "pods/log", "jobs", "namespaces"}
+    assert not {r for _, r, _ in everything} & {
+        "pods",
+        "pods/log",
+        "pods/attach",
+        "jobs",
+        "namespaces",
+    }
 
 
 def test_the_job_executor_adds_jobs_and_pods() -> None:
     (role, *_) = rbac_manifests(
-        [watch("ServiceConfig"), JobWatch(group="g.io", version="v1", kind="Run")]
+        [watch("ServiceConfig"), watch("Run", group="g.io", version="v1", executor="job")]
     )
     assert (
         expand("batch", ("jobs",), "get list watch create delete")
         | expand("", ("pods",), "get list watch")
         | expand("", ("pods/log",), "get")
+        | expand("", ("pods/attach",), "create get")
     ) <= grants(role)
-    (local, *_) = rbac_manifests(
-        [JobWatch(group="g.io", version="v1", kind="Run", executor="local")]
-    )
-    assert not {r for _, r, _ in grants(local)} & {"jobs", "pods", "pods/log"}
+    for executor in ("local", "warm", None):
+        (local, *_) = rbac_manifests([watch("Run", group="g.io", version="v1", executor=executor)])
+        found = {r for _, r, _ in grants(local)}
+        assert not found & {"jobs", "pods", "pods/log", "pods/attach"}, executor
 
 
 def test_versions_of_one_kind_share_their_rules() -> None:

@@ -162,12 +162,15 @@ def test_full_entry_with_every_key(project: Path) -> None:
         mark_unsafe=False,
         max_runner_artifacts=5,
         watch_annotations_changes=True,
+        watch_dependent_resources=False,
+        watch_cluster_scoped_resources=True,
+        blacklist=(("apps", "v1", "Deployment"),),
         timeout=600.0,
         inventory=project / "inventory",
         gather_facts=True,
         source=f"{path}: entry 1",
     )
-    assert len(warnings) == 4  # three ignored keys and markUnsafe
+    assert len(warnings) == 1  # markUnsafe
 
 
 def test_several_entries_keep_their_order_and_source(project: Path) -> None:
@@ -829,12 +832,12 @@ def test_timeout_zero_or_null_means_no_limit(
         ("watchClusterScopedResources", "false"),
     ],
 )
-def test_ignored_keys_are_accepted_with_a_warning(project: Path, key: str, value: str) -> None:
+def test_dependents_keys_are_accepted_without_a_warning(
+    project: Path, key: str, value: str
+) -> None:
     path = write(project, HEAD + f"  playbook: playbook.yml\n  {key}: {value}\n")
     _, warnings = load_one(path)
-    assert warnings == [
-        f"{path}: entry 1: key '{key}': {key} is accepted but ignored in this version"
-    ]
+    assert warnings == []
 
 
 def test_mark_unsafe_false_warns_about_jinja(project: Path) -> None:
