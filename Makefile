@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv controlplane lint types crd-check manifests-check unit test demo demo-stop bench clean
+.PHONY: all venv controlplane sshd lint types crd-check manifests-check unit test demo demo-stop bench clean
 
 all: test
 
@@ -38,7 +38,22 @@ crd-check: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m "not e2e"
 
-test: $(STAMP) lint types crd-check manifests-check controlplane
+# openssh-server and -client for the SSH e2e tests (tests/e2e/test_credentials.py starts its own
+# sshd processes). Installed with apt only when missing (needs root); no service is started.
+SSHD_TOOLS := /usr/sbin/sshd /usr/bin/ssh /usr/bin/ssh-keygen /usr/bin/ssh-agent /usr/bin/ssh-add
+sshd:
+	@missing=; for f in $(SSHD_TOOLS); do [ -x $$f ] || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing openssh-server and openssh-client (for the SSH e2e tests)"; \
+	  policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=1; \
+	  fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends openssh-server openssh-client >/dev/null; rc=$$?; \
+	  [ -z "$$policy" ] || rm -f /usr/sbin/policy-rc.d; exit $$rc; \
+	fi
+
+test: $(STAMP) lint types crd-check manifests-check controlplane sshd
 	$(BIN)/pytest
 
 demo: $(STAMP) controlplane
@@ -46,6 +61,13 @@ demo: $(STAMP) controlplane
 
 demo-stop: $(STAMP)
 	$(BIN)/python -m bridge.demo stop
+
+# Performance (not part of `make test`): latency, throughput and scale against bare
+# ansible-playbook and the Operator SDK operator (built once with Go into
+# ~/.cache/ansible-bridge/bench/). Prints the tables and writes bench/results/latest.md.
+# Knobs: BENCH_REPS, BENCH_THROUGHPUT, BENCH_SCALE, BENCH_IDLE_SECONDS, BENCH_SCENARIOS.
+bench: $(STAMP) controlplane
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
