@@ -50,7 +50,7 @@ import yaml
 from bridge.argspec import EntryPoint, Option
 from bridge.errors import BridgeError
 from bridge.naming import to_camel, to_snake
-from bridge.structs import Watch
+from bridge.structs import Watch, plain
 
 __all__ = [
     "HEADER",
@@ -304,7 +304,7 @@ class _SpecBuilder:
             "status, Events or logs)."
         )
         description = "\n\n".join(filter(None, [self.describe(option), text]))
-        return {"description": description, **_copy(SECRET_KEY_REF)}
+        return {"description": description, **plain(SECRET_KEY_REF)}
 
     def option(self, option: Option, path: str) -> dict[str, Any]:
         schema = self.typed(option, path)
@@ -871,7 +871,7 @@ def dump(manifest: Mapping[str, Any], comments: Sequence[str] = (HEADER,)) -> st
     """YAML text for ``manifest``: the ``comments`` lines, then the document, keys in the order
     the manifest has them (the generator sorts those whose order means nothing)."""
     body = yaml.dump(
-        _plain(manifest),
+        plain(manifest),
         Dumper=_Dumper,
         sort_keys=False,
         default_flow_style=False,
@@ -926,18 +926,6 @@ def sync(crds: Sequence[Crd], out: Path, *, check: bool = False) -> SyncReport:
                 if not check:
                     path.unlink()
     return SyncReport(tuple(written), tuple(unchanged), tuple(removed))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _copy(value: Any) -> Any:
-    return _plain(value)
 
 
 def _short(value: Any, limit: int = 60) -> str:

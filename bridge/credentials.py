@@ -59,7 +59,7 @@ import yaml
 
 from bridge import proctree
 from bridge.errors import PermanentError
-from bridge.structs import RunCredentials, RunSpec
+from bridge.structs import RunCredentials, RunSpec, plain
 
 #: Reads an object's ``data`` by namespace and name (Secrets: base64 values); None if absent.
 DataReader = Callable[[str, str], Awaitable[Mapping[str, str] | None]]
@@ -356,7 +356,7 @@ async def resolve_inventory(
 ) -> str:
     """The inventory's text for a run (inline hosts dumped as YAML)."""
     if source.hosts is not None:
-        return yaml.safe_dump(_plain(source.hosts), sort_keys=False)
+        return yaml.safe_dump(plain(source.hosts), sort_keys=False)
     if namespace is None:
         raise PermanentError(
             f"inventory: a cluster-scoped resource cannot read its inventory from a "
@@ -375,14 +375,6 @@ async def resolve_inventory(
     if source.key not in data:
         raise PermanentError(f"{what} has no key '{source.key}'", reason=f"{kind}KeyNotFound")
     return _decode(data, source.key, what) if kind == "Secret" else data[source.key]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 # --- the executor's side ------------------------------------------------------------------------

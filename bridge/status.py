@@ -125,7 +125,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, cast
 
 from bridge.results import describe, describe_drift
-from bridge.structs import HostStats, RunResult, RunStatus, Trigger
+from bridge.structs import HostStats, RunResult, RunStatus, Trigger, plain
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -343,7 +343,7 @@ def finished_patch(
             for k in ("id", "generation", "trigger", "startedAt", "finishedAt", "result", "changed")
         }
         previous = [r for r in _get(existing_status, "runs") or [] if isinstance(r, Mapping)]
-        patch["runs"] = [summary, *(_plain(r) for r in previous)][:keep_runs]
+        patch["runs"] = [summary, *(plain(r) for r in previous)][:keep_runs]
     patch["lastRun"] = _replace(_get(existing_status, "lastRun"), last_run)
     return patch
 
@@ -595,14 +595,5 @@ def _replace(old: Any, new: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, Mapping) and isinstance(previous, Mapping):
             patch[key] = _replace(previous, value)
         else:
-            patch[key] = _plain(value)
+            patch[key] = plain(value)
     return patch
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as plain JSON-like data (mappings to dicts, sequences to lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value

@@ -286,3 +286,13 @@ class RunnerEvent(TypedDict, total=False):
     event_data: dict[str, Any]
     runner_ident: str
     created: str
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON-like data: mappings to dicts with string keys, sequences to lists
+    (for YAML/JSON dumps and API patches of frozen or read-only structures)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value

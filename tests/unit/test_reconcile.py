@@ -21,11 +21,11 @@ from bridge.structs import (
     ChangedTask,
     FinalizerSpec,
     HostStats,
-    ResourceRef,
     RunResult,
     RunSpec,
     Watch,
 )
+from tests.unit.helpers import spec_for
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 WATCH = Watch(group="a.io", version="v1", kind="A", playbook=Path("/p.yml"))
@@ -591,22 +591,6 @@ def test_a_secret_in_a_drifted_task_name_is_redacted(tmp_path: Path) -> None:
 
 
 # --- check mode reaches ansible-runner for check runs only ---------------------------------
-
-
-def spec_for(tmp_path: Path, **kw: Any) -> RunSpec:
-    playbook = tmp_path / "p.yml"
-    playbook.write_text("- hosts: localhost\n  tasks: []\n")
-    return RunSpec(
-        run_id="r1",
-        resource=ResourceRef("a.io/v1", "A", "ns", "x", "u1"),
-        generation=1,
-        trigger="drift",
-        playbook=playbook,
-        extravars={},
-        inventory=None,
-        artifact_dir=tmp_path / "artifacts",
-        **kw,
-    )
 
 
 def test_runner_cmdline_is_check_mode_for_check_runs_only(tmp_path: Path) -> None:

@@ -28,12 +28,11 @@ from bridge.status import (
 from bridge.structs import (
     FailedTask,
     HostStats,
-    ResourceRef,
     RunnerEvent,
     RunResult,
-    RunSpec,
     Watch,
 )
+from tests.unit.helpers import spec_for
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 WATCH = Watch(group="cache.example.com", version="v1alpha1", kind="Memcached")
@@ -219,22 +218,6 @@ def test_cli_refuses_a_bad_sdk_variable_naming_it(
 
 
 # --- command line of a run ---------------------------------------------------------------------
-
-
-def spec_for(tmp_path: Path, **kw: Any) -> RunSpec:
-    playbook = tmp_path / "p.yml"
-    playbook.write_text("- hosts: localhost\n  tasks: []\n")
-    return RunSpec(
-        run_id="r1",
-        resource=ResourceRef("a.io/v1", "A", "ns", "x", "u1"),
-        generation=1,
-        trigger="update",
-        playbook=playbook,
-        extravars={},
-        inventory=None,
-        artifact_dir=tmp_path / "artifacts",
-        **kw,
-    )
 
 
 def test_ansible_args_follow_check_mode_in_the_cmdline(tmp_path: Path) -> None:
