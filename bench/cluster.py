@@ -102,6 +102,24 @@ class Cluster:
         )
         self.kubectl("apply", "-f", str(out))
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+        self._wait_storage()
+
+    def _wait_storage(self, timeout: float = 60.0) -> None:
+        """Wait until every kind lists without error, twice in a row: a CRD just established
+        may still answer 429 "storage is (re)initializing", and a watch opened then can stay
+        silent until its server timeout (seen with the operators started right after)."""
+        deadline = time.monotonic() + timeout
+        for plural in PLURALS.values():
+            good = 0
+            while good < 2:
+                try:
+                    self.custom.list_cluster_custom_object(GROUP, VERSION, plural)
+                    good += 1
+                except Exception:
+                    good = 0
+                    if time.monotonic() > deadline:
+                        raise
+                time.sleep(0.2)
 
     def namespace(self, name: str) -> str:
         self.core.create_namespace({"metadata": {"name": name}})
