@@ -58,6 +58,7 @@ from bridge.executors import EventCallback
 from bridge.executors.local import (
     EventRelay,
     LocalExecutor,
+    run_outcome,
     runner_options,
     timeout_message,
 )
@@ -86,13 +87,6 @@ POD_PRIVATE_DIR = "/tmp/runner"
 #: when the operator is gone).
 DEADLINE_MARGIN = 300
 
-_STATUSES: dict[str, RunStatus] = {
-    "successful": "successful",
-    "failed": "failed",
-    "canceled": "canceled",
-    "timeout": "timeout",
-    "error": "error",
-}
 #: ansible-runner arguments that stay with the operator: the processor's side of the run.
 _NOT_TRANSMITTED = frozenset(
     {
@@ -584,16 +578,11 @@ class JobExecutor:
             with contextlib.suppress(OSError):
                 _rotate(spec.artifact_dir, max(1, spec.max_artifacts))
         rc = _read_rc(artifacts)
-        status = _STATUSES.get(str(processor.status), "error")
-        message = ""
-        if status == "error":
+        status, rc, message = run_outcome(str(processor.status), rc)
+        if status == "error" and not message:
             message = secrets.redact(
                 "; ".join(explanation) or "the worker stream ended without a result", spec.secrets
             )
-        if status == "failed" and rc not in (0, 2, 4):
-            status, message = "error", f"ansible-playbook exited with {rc}"
-        if status == "canceled":
-            message = "the run was canceled"
         return status, rc, message
 
     # --- Jobs of an earlier operator ----------------------------------------------------------

@@ -67,6 +67,19 @@ async def stop_run(
     await asyncio.to_thread(proctree.stop, run_id, grace=0)
 
 
+def run_outcome(runner_status: str, rc: int | None) -> tuple[RunStatus, int | None, str]:
+    """A run's (status, rc, message) from ansible-runner's status and ansible-playbook's exit
+    code (shared by every executor)."""
+    status = _STATUSES.get(runner_status, "error")
+    message = ""
+    if status == "failed" and rc not in (0, 2, 4):
+        # 2: a task failed, 4: a host was unreachable; anything else is ansible itself.
+        status, message = "error", f"ansible-playbook exited with {rc}"
+    if status == "canceled":
+        message = "the run was canceled"
+    return status, rc, message
+
+
 class EventRelay:
     """Carries ansible-runner's events from its thread into the event loop, in order: each one
     feeds the run's :class:`ResultBuilder` and then ``on_event`` (shared by every executor)."""
@@ -209,14 +222,7 @@ class LocalExecutor:
             credentials.cleanup(spec)
             shutil.rmtree(private, ignore_errors=True)
             secrets.scrub_tree(spec.artifact_dir / spec.run_id, spec.secrets)
-        status = _STATUSES.get(str(runner.status), "error")
-        message = ""
-        if status == "failed" and runner.rc not in (0, 2, 4):
-            # 2: a task failed, 4: a host was unreachable; anything else is ansible itself.
-            status, message = "error", f"ansible-playbook exited with {runner.rc}"
-        if status == "canceled":
-            message = "the run was canceled"
-        return status, runner.rc, message
+        return run_outcome(str(runner.status), runner.rc)
 
     def _prepare(self, private: Path, spec: RunSpec) -> tuple[Path, Path]:
         """Write env/extravars (0600), a playbook applying the role (for a role), and a

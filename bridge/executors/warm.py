@@ -62,6 +62,7 @@ from bridge.executors.local import (
     EventRelay,
     LocalExecutor,
     await_run,
+    run_outcome,
     runner_options,
     timeout_message,
 )
@@ -70,12 +71,6 @@ from bridge.structs import RunResult, RunSpec, RunStatus
 
 logger = logging.getLogger("bridge.executors.warm")
 
-_STATUSES: dict[str, RunStatus] = {
-    "successful": "successful",
-    "failed": "failed",
-    "canceled": "canceled",
-    "timeout": "timeout",
-}
 #: Variables of the first run's environment the server keeps besides the operator's own and
 #: those read at import (a run's other variables, which may be secrets, are not kept).
 _SERVER_VARS = frozenset(
@@ -243,14 +238,7 @@ class WarmExecutor:
             shutil.rmtree(private, ignore_errors=True)
             if fallback is None:
                 secrets.scrub_tree(spec.artifact_dir / spec.run_id, spec.secrets)
-        status = _STATUSES.get(str(runner.status), "error")
-        message = ""
-        if status == "failed" and runner.rc not in (0, 2, 4):
-            # 2: a task failed, 4: a host was unreachable; anything else is ansible itself.
-            status, message = "error", f"ansible-playbook exited with {runner.rc}"
-        if status == "canceled":
-            message = "the run was canceled"
-        return status, runner.rc, message
+        return run_outcome(str(runner.status), runner.rc)
 
     def _server_for(
         self, run_id: str, env: dict[str, str], cwd: str
