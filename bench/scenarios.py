@@ -163,6 +163,23 @@ def _systems(ctx: Context) -> list[tuple[str, str]]:
     return systems
 
 
+def _start_or_note_peer(
+    ctx: Context, executor: str, namespace: str, name: str
+) -> procs.Operator | None:
+    """A started, ready system; None (and the reason noted) when it is the peer and it cannot
+    be started. Any other system's failure is raised."""
+    try:
+        op = _start_system(ctx, executor, namespace, name)
+        op.wait_ready()
+    except (PeerUnavailable, RuntimeError) as exc:
+        if executor != "peer":
+            raise
+        ctx.peer_missing = str(exc).splitlines()[0]
+        ctx.log(f"peer unavailable: {exc}")
+        return None
+    return op
+
+
 def _start_system(ctx: Context, executor: str, namespace: str, name: str) -> procs.Operator:
     if executor == "peer":
         return ctx.sdk(namespace)
@@ -185,14 +202,8 @@ def latency(ctx: Context) -> list[Series]:
     ops = []
     for label, executor in _systems(ctx):
         ns = ctx.namespace(f"lat-{executor}")
-        try:
-            op = _start_system(ctx, executor, ns, f"latency-{executor}")
-            op.wait_ready()
-        except (PeerUnavailable, RuntimeError) as exc:
-            if executor != "peer":
-                raise
-            ctx.peer_missing = str(exc).splitlines()[0]
-            ctx.log(f"peer unavailable: {exc}")
+        op = _start_or_note_peer(ctx, executor, ns, f"latency-{executor}")
+        if op is None:
             continue
         ops.append(op)
         predicate = sdk_ready if executor == "peer" else bridge_ready
@@ -253,14 +264,8 @@ def throughput(ctx: Context) -> list[Throughput]:
         if executor == "peer" and ctx.peer_missing:
             continue
         ns = ctx.namespace(f"tp-{executor}")
-        try:
-            op = _start_system(ctx, executor, ns, f"throughput-{executor}")
-            op.wait_ready()
-        except (PeerUnavailable, RuntimeError) as exc:
-            if executor != "peer":
-                raise
-            ctx.peer_missing = str(exc).splitlines()[0]
-            ctx.log(f"peer unavailable: {exc}")
+        op = _start_or_note_peer(ctx, executor, ns, f"throughput-{executor}")
+        if op is None:
             continue
         watch = ctx.watch(ns, kind, sdk_ready if executor == "peer" else bridge_ready)
         with ctx.running(op):

@@ -25,7 +25,7 @@ from bridge.structs import (
     RunSpec,
     Watch,
 )
-from tests.unit.helpers import spec_for
+from tests.unit.helpers import merge, spec_for
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 WATCH = Watch(group="a.io", version="v1", kind="A", playbook=Path("/p.yml"))
@@ -316,19 +316,6 @@ def test_suspension_and_deletion_hold_checks() -> None:
 
 
 # --- drift checks through the controller (fake cluster and executor) ------------------------
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
 
 
 class FakeKube:

@@ -31,6 +31,7 @@ from bridge.status import (
     started_patch,
 )
 from bridge.structs import ChangedTask, FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
+from tests.unit.helpers import merge
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 EVENTS = Path(__file__).parent / "data" / "events"
@@ -42,19 +43,6 @@ def at(seconds: int) -> datetime:
 
 def ts(seconds: int) -> str:
     return rfc3339(at(seconds))
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
 
 
 def cond(status: Mapping[str, Any], type_: str) -> dict[str, Any]:
