@@ -204,6 +204,23 @@ def _become_fresh_process(argv: list[str]) -> None:
     warnings.filterwarnings("ignore", message=_FINDER_WARNING)
 
 
+def _load_modules() -> Any:
+    """:mod:`bridge.executors._warm_modules`, loaded by path (this script is not in a package)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_warm_modules.py")
+    spec = importlib.util.spec_from_file_location("_ansible_bridge_warm_modules", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The module zygote (see _warm_modules) and the socket that reaches it, when it started.
+_ZYGOTE: tuple[Any, socket.socket] | None = None
+
+
 def _run_child(
     request: dict[str, Any], tty: int, sockets: list[socket.socket], fds: list[int]
 ) -> int:
@@ -232,6 +249,9 @@ def _run_child(
     os.chdir(str(request["cwd"]))
     argv = [str(a) for a in request["argv"]]
     _become_fresh_process(argv)
+    if _ZYGOTE is not None:
+        modules, zygote = _ZYGOTE
+        modules.install(zygote, sys.executable)
 
     from ansible.cli.playbook import PlaybookCLI
 
@@ -340,6 +360,18 @@ def main(argv: list[str]) -> int:
     control = socket.socket(fileno=int(argv[1]))
     playbook_bin = argv[2]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client stops the server; children reset it
+    # The module zygote is forked before anything of Ansible's controller is imported.
+    global _ZYGOTE
+    zygote_error = None
+    try:
+        modules = _load_modules()
+        zygote = modules.start(MARKER, mark_environ)
+        if zygote is None:
+            zygote_error = "the module zygote did not start (see the server's stderr)"
+        else:
+            _ZYGOTE = modules, zygote
+    except Exception as exc:  # module runs then start a new Python, as usual
+        zygote_error = f"{type(exc).__name__}: {exc}"
     # ansible-playbook is a script: its folder is first on sys.path.
     sys.path.insert(0, os.path.dirname(os.path.realpath(playbook_bin)))
     sys.argv = [playbook_bin]
@@ -364,6 +396,7 @@ def main(argv: list[str]) -> int:
     if "error" in info:
         send(control, {"error": f"{info['error']}{printed}"})
         return 1
+    info["module_zygote"] = zygote_error or True
     send(control, {"ready": True, "pid": os.getpid(), "preload_output": printed, **info})
     _Server(control).serve()
     return 0

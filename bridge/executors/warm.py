@@ -322,12 +322,14 @@ class WarmExecutor:
         if printed.strip():
             server.close(0)
             raise WarmError(f"importing Ansible printed what runs would not show: {printed!r}")
+        zygote = server.info.get("module_zygote")
         logger.info(
-            "warm server (pid %s) ready: ansible-core %s, %s, config %s",
+            "warm server (pid %s) ready: ansible-core %s, %s, config %s, module runs %s",
             server.pid,
             server.info.get("ansible_version"),
             wanted.cwd,
             wanted.config_file or "(none)",
+            "forked" if zygote is True else f"started as usual ({zygote})",
         )
         return server
 

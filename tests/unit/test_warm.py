@@ -605,3 +605,32 @@ def test_check_runs_are_left_to_the_local_executor(project: Path, warm: WarmExec
     assert warm.counts["local"] == before + 1
     assert result.outputs["check_mode"] is True
     assert run_warm(warm, spec_for(project, "probe.yml")).outputs["check_mode"] is False
+
+
+# --- module runs forked by the module zygote -------------------------------------------------
+
+
+def lines_of(result: RunResult) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in result.outputs["where"])
+
+
+def test_module_runs_are_forked_and_see_what_a_new_process_sees(
+    project: Path, warm: WarmExecutor, local: LocalExecutor
+) -> None:
+    envvars = {"BRIDGE_WARM_PROBE": "probe-value"}
+    warm_spec = spec_for(project, "d/modules.yml", envvars=envvars)
+    local_spec = spec_for(project, "d/modules.yml", envvars=envvars)
+    forked, started = run_warm(warm, warm_spec), run(local, local_spec)
+    assert forked.status == started.status == "successful"
+    seen, expected = lines_of(forked), lines_of(started)
+    # The built-in shell module ran in a child of the zygote (forked from the warm server's
+    # interpreter), not in a new Python under /bin/sh as with the local executor.
+    assert "_warm_server.py" in seen.pop("parent")
+    assert "_warm_server.py" not in expected.pop("parent")
+    assert seen.pop("marker") == f"ANSIBLE_BRIDGE_RUN_ID={warm_spec.run_id}"
+    assert expected.pop("marker") == f"ANSIBLE_BRIDGE_RUN_ID={local_spec.run_id}"
+    assert seen == expected
+    assert seen["probe"] == "probe-value" and seen["stdin"] == "''"
+    # The playbook's own `ping` ran, not the built-in one the zygote has imported.
+    assert forked.outputs["shadowed"] == started.outputs["shadowed"] == "shadowed"
+    assert forked.outputs["failing_rc"] == started.outputs["failing_rc"] == 1
