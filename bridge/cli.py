@@ -385,9 +385,10 @@ def _operator_options(parser: argparse.ArgumentParser, *, http_port: int) -> Non
     )
     parser.add_argument(
         "--executor",
-        default="local",
+        default="warm",
         choices=["local", "warm"],
-        help="local: ansible-runner per run; warm: forked from a server with Ansible imported",
+        help="warm (default): runs forked from a server with Ansible imported, falling back to "
+        "local for a run it cannot serve; local: ansible-runner per run",
     )
     parser.add_argument(
         "--job-transport",

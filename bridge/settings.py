@@ -41,9 +41,9 @@ class RunnerSettings:
     cancel_poll: float = 0.1
     #: Seconds between SIGINT and SIGKILL when a run is canceled or times out.
     stop_grace: float = 5.0
-    #: "local": ansible-runner spawns ansible-playbook per run; "warm": runs are forked from a
-    #: server that has imported Ansible once (falls back to local when it cannot serve a run).
-    executor: str = "local"
+    #: "warm" (default): runs are forked from a server that has imported Ansible once (falls back
+    #: to local when it cannot serve a run); "local": ansible-runner spawns ansible-playbook.
+    executor: str = "warm"
     #: Environment every run gets on top of the operator's (the bundled operator_sdk.util
     #: collection on ANSIBLE_COLLECTIONS_PATH, K8S_AUTH_KUBECONFIG for modules that call the API).
     env: Mapping[str, str] = field(default_factory=dict)

@@ -122,9 +122,13 @@ class Operator:
             "debug",
             "--http-port",
             "0",
-            # BRIDGE_TEST_EXECUTOR=warm runs the whole e2e suite with the warm executor.
-            "--executor",
-            os.environ.get("BRIDGE_TEST_EXECUTOR", "local"),
+            # `make test` runs the e2e suite twice: with the default executor (warm), then with
+            # BRIDGE_TEST_EXECUTOR=local (ansible-runner's).
+            *(
+                ["--executor", executor]
+                if (executor := os.environ.get("BRIDGE_TEST_EXECUTOR"))
+                else []
+            ),
             *self.extra_args,
         ]
         log = open(self.log, "ab")  # noqa: SIM115 - the child owns it

@@ -26,6 +26,7 @@ from bridge.executors.job import (
 )
 from bridge.executors.local import LocalExecutor
 from bridge.executors.router import ExecutorRouter, build_executor
+from bridge.executors.warm import WarmExecutor
 from bridge.settings import JobSettings, OperatorSettings, RunnerSettings
 from bridge.structs import JobOptions, ResourceRef, RunnerEvent, RunResult, RunSpec, Watch
 from bridge.watches import load_watches
@@ -260,7 +261,7 @@ def test_build_executor_without_per_watch_executors_is_the_default_one(tmp_path:
     watches = (Watch(group="test.io", version="v1", kind="Probe", playbook=tmp_path / "pb"),)
     settings = OperatorSettings(watches_file=tmp_path / "w.yaml", watches=watches)
     executor = build_executor(settings)
-    assert isinstance(executor, LocalExecutor)
+    assert isinstance(executor, WarmExecutor)  # the default --executor
     asyncio.run(executor.close())
 
 
