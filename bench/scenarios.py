@@ -258,8 +258,8 @@ def throughput(ctx: Context) -> list[Throughput]:
         bare.vars_file(f"tp-{i:05d}", bare_vars(kind, f"tp-{i:05d}", "bare", out_dir))
         for i in range(n)
     ]
-    took = bare.run_many(PLAYBOOKS[kind], vars_files, ctx.settings.concurrency)
-    ctx.log(f"throughput: bare {n} runs in {took:.1f}s (before)")
+    before = bare.run_many(PLAYBOOKS[kind], vars_files, ctx.settings.concurrency)
+    ctx.log(f"throughput: bare {n} runs in {before:.1f}s (before)")
     for label, executor in _systems(ctx):
         if executor == "peer" and ctx.peer_missing:
             continue
@@ -283,7 +283,7 @@ def throughput(ctx: Context) -> list[Throughput]:
     again = bare.run_many(PLAYBOOKS[kind], vars_files, ctx.settings.concurrency)
     ctx.log(f"throughput: bare {n} runs in {again:.1f}s (after)")
     label = f"bare ansible-playbook, xargs -P {ctx.settings.concurrency} (faster of 2)"
-    return [Throughput(label, n, min(took, again)), *results]
+    return [Throughput(label, n, min(before, again)), *results]
 
 
 # --- scale ----------------------------------------------------------------------------------
