@@ -164,6 +164,29 @@ def runner_options(
     return options
 
 
+def skip_close_delay() -> None:
+    """Drop ptyprocess's 0.1 s sleep in ``close()`` once the child has been reaped.
+
+    The sleep gives the kernel time to update the process status before ``close()`` checks
+    whether the child is alive; ansible-runner closes only after ansible-playbook has exited
+    and been reaped (``isalive()`` is False), where it is idle time in every run's slot.
+    """
+    from ptyprocess import ptyprocess  # type: ignore[import-untyped]
+
+    cls = ptyprocess.PtyProcess
+    if getattr(cls.close, "bridge_no_delay", False):
+        return
+    original = cls.close
+
+    def close(self: Any, force: bool = True) -> None:
+        if not self.closed and self.terminated:
+            self.delayafterclose = 0
+        original(self, force)
+
+    close.bridge_no_delay = True  # type: ignore[attr-defined]
+    cls.close = close
+
+
 class LocalExecutor:
     """Runs playbooks with ansible-runner in threads of this process."""
 
@@ -178,6 +201,7 @@ class LocalExecutor:
             thread_name_prefix="ansible-runner",
         )
         self._cancels: set[threading.Event] = set()
+        skip_close_delay()
 
     async def close(self) -> None:
         for flag in list(self._cancels):
