@@ -622,6 +622,13 @@ def _run_script(script: str) -> int:
     except BaseException:  # as the interpreter: print it, exit 1
         traceback.print_exc()
         code = 1
+    interpreter_exit()
+    return code & 0xFF
+
+
+def interpreter_exit() -> None:
+    """What the interpreter does at exit before the process ends: wait for non-daemon threads,
+    run the ``atexit`` handlers, flush stdout and stderr (the warm server's run children too)."""
     try:
         main = threading.main_thread()
         for thread in threading.enumerate():
@@ -632,4 +639,3 @@ def _run_script(script: str) -> int:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-    return code & 0xFF

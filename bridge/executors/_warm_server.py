@@ -204,21 +204,28 @@ def _become_fresh_process(argv: list[str]) -> None:
     warnings.filterwarnings("ignore", message=_FINDER_WARNING)
 
 
-def _load_modules() -> Any:
-    """:mod:`bridge.executors._warm_modules`, loaded by path (this script is not in a package)."""
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_warm_modules.py")
-    spec = importlib.util.spec_from_file_location("_ansible_bridge_warm_modules", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_MODULES: Any = None
 
 
-#: The module zygote (see _warm_modules) and the socket that reaches it, when it started.
-_ZYGOTE: tuple[Any, socket.socket] | None = None
+def _modules() -> Any:
+    """:mod:`bridge.executors._warm_modules`, loaded by path once (this script is not run as
+    part of a package)."""
+    global _MODULES
+    if _MODULES is None:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_warm_modules.py")
+        spec = importlib.util.spec_from_file_location("_ansible_bridge_warm_modules", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _MODULES = module
+    return _MODULES
+
+
+#: The socket that reaches the module zygote (see _warm_modules), when it started.
+_ZYGOTE: socket.socket | None = None
 
 
 def _run_child(
@@ -250,8 +257,7 @@ def _run_child(
     argv = [str(a) for a in request["argv"]]
     _become_fresh_process(argv)
     if _ZYGOTE is not None:
-        modules, zygote = _ZYGOTE
-        modules.install(zygote, sys.executable)
+        _modules().install(_ZYGOTE, sys.executable)
 
     from ansible.cli.playbook import PlaybookCLI
 
@@ -267,15 +273,8 @@ def _finish_child(code: int, rc_file: str | None) -> None:
     """What the interpreter does at exit (threads, atexit), then leave without the server's
     stack unwinding in this process."""
     try:
-        main = threading.main_thread()
-        for thread in threading.enumerate():
-            if thread is not main and not thread.daemon:
-                thread.join()
-        atexit._run_exitfuncs()
+        _modules().interpreter_exit()
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
         if rc_file:
             with contextlib.suppress(OSError), open(rc_file, "w") as fh:
                 fh.write(str(code))
@@ -364,12 +363,9 @@ def main(argv: list[str]) -> int:
     global _ZYGOTE
     zygote_error = None
     try:
-        modules = _load_modules()
-        zygote = modules.start(MARKER, mark_environ)
-        if zygote is None:
+        _ZYGOTE = _modules().start(MARKER, mark_environ)
+        if _ZYGOTE is None:
             zygote_error = "the module zygote did not start (see the server's stderr)"
-        else:
-            _ZYGOTE = modules, zygote
     except Exception as exc:  # module runs then start a new Python, as usual
         zygote_error = f"{type(exc).__name__}: {exc}"
     # ansible-playbook is a script: its folder is first on sys.path.
