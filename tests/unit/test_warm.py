@@ -306,12 +306,28 @@ def test_close_cancels_runs_in_flight(tmp_path: Path) -> None:
         )
         await asyncio.wait_for(started.wait(), 60)
         servers.append(executor.server_pid)
+        # `sleep 60` runs in a module child of the module zygote, a child of the server.
+        deadline = time.monotonic() + 60
+        while not (
+            sleeps := [p for p in proctree.marked(spec.run_id) if cmdline(p).strip() == "sleep 60"]
+        ):
+            assert time.monotonic() < deadline, "the task's sleep never started"
+            await asyncio.sleep(0.05)
+        zygote = ppid(ppid(sleeps[0]))
+        zygotes.append((zygote, cmdline(zygote)))
         await executor.close()
         return await task
 
     servers: list[int | None] = []
+    zygotes: list[tuple[int, str]] = []
     result = asyncio.run(scenario())
     assert servers[0] is not None and not Path(f"/proc/{servers[0]}").exists()
+    zygote, zygote_cmdline = zygotes[0]
+    assert "_warm_server.py" in zygote_cmdline  # the module's parent: the zygote, not a shell
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{zygote}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{zygote}").exists(), "the module zygote outlived its server"
     assert result.status == "canceled" and result.rc == 254
     assert (run_dir(spec) / "status").read_text() == "canceled"
     assert proctree.marked(spec.run_id) == []
