@@ -338,7 +338,13 @@ def _flag_bool(value: str) -> bool:
 
 def _operator_options(parser: argparse.ArgumentParser, *, http_port: int) -> None:
     """The options ``run`` and ``dev`` share."""
-    parser.add_argument("--watches", default="watches.yaml", help="the watches file")
+    parser.add_argument(
+        "--watches",
+        "--watches-file",  # the Operator SDK's name
+        dest="watches",
+        default="watches.yaml",
+        help="the watches file",
+    )
     parser.add_argument(
         "--max-concurrent-runs",
         "--max-concurrent-reconciles",

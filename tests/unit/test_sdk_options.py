@@ -487,3 +487,9 @@ def test_ansible_result_sums_hosts_and_keeps_the_sdks_completion_format() -> Non
         "failures": 0,
         "completion": "2026-01-01T12:00:00.1234+00:00",
     }
+
+
+def test_the_sdks_watches_file_flag_names_the_watches_file(tmp_path: Path) -> None:
+    watches = tmp_path / "w.yaml"
+    args = cli.build_parser().parse_args(["run", "--watches-file", str(watches)])
+    assert args.watches == str(watches)
