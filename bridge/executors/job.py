@@ -532,7 +532,8 @@ class JobExecutor:
                 explanation.append(str(data["job_explanation"]))
 
         try:
-            inventory, playbook = self._local._prepare(private, spec)
+            # The worker (in its pod) has no such folder: Ansible's default temporary folders.
+            inventory, playbook = self._local._prepare(private, spec, private_tmp=False)
             options = runner_options(
                 self._settings, spec, private, inventory, playbook, handle, threading.Event()
             )

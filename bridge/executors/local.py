@@ -21,6 +21,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import shlex
 import shutil
 import tempfile
 import threading
@@ -248,9 +249,15 @@ class LocalExecutor:
             secrets.scrub_tree(spec.artifact_dir / spec.run_id, spec.secrets)
         return run_outcome(str(runner.status), runner.rc)
 
-    def _prepare(self, private: Path, spec: RunSpec) -> tuple[Path, Path]:
+    def _prepare(
+        self, private: Path, spec: RunSpec, *, private_tmp: bool = True
+    ) -> tuple[Path, Path]:
         """Write env/extravars (0600), a playbook applying the role (for a role), and a
-        localhost inventory (without one of the watch's); return the inventory and playbook."""
+        localhost inventory (without one of the watch's); return the inventory and playbook.
+
+        With ``private_tmp`` the localhost inventory puts Ansible's remote temporary folder
+        (module payloads, which carry their arguments) in the private data dir, which goes
+        with the run even when it is killed, instead of ``~/.ansible/tmp``."""
         private.chmod(0o700)
         env_dir = private / "env"
         env_dir.mkdir(mode=0o700)
@@ -278,8 +285,11 @@ class LocalExecutor:
         inventory_dir = private / "inventory"
         inventory_dir.mkdir(mode=0o700)
         hosts = inventory_dir / "hosts"
-        hosts.write_text(
-            "localhost ansible_connection=local "
-            f"ansible_python_interpreter={self._settings.python}\n"
-        )
+        python = self._settings.python
+        line = f"localhost ansible_connection=local ansible_python_interpreter={python}"
+        if private_tmp:
+            tmp = private / "tmp"
+            tmp.mkdir(mode=0o700)
+            line += f" ansible_remote_tmp={shlex.quote(str(tmp))}"
+        hosts.write_text(line + "\n")
         return hosts, playbook

@@ -9,6 +9,7 @@ left in Ansible's global state would show in the next one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -650,3 +651,46 @@ def test_module_runs_are_forked_and_see_what_a_new_process_sees(
     # The playbook's own `ping` ran, not the built-in one the zygote has imported.
     assert forked.outputs["shadowed"] == started.outputs["shadowed"] == "shadowed"
     assert forked.outputs["failing_rc"] == started.outputs["failing_rc"] == 1
+
+
+@pytest.mark.parametrize("which", ["warm", "local"])
+def test_a_killed_run_leaves_no_module_payload(
+    which: str, project: Path, warm: WarmExecutor, local: LocalExecutor
+) -> None:
+    """Module payloads carry their arguments: they go to the run's private folder (removed with
+    the run), not to ~/.ansible/tmp, where a killed run would leave them."""
+    executor: WarmExecutor | LocalExecutor = warm if which == "warm" else local
+    marker = uuid.uuid4().hex
+    spec = spec_for(project, "d/sleep_marker.yml", extravars={"marker": marker})
+    home_tmp = Path.home() / ".ansible" / "tmp"
+
+    def payloads(root: Path) -> list[Path]:
+        found = []
+        # os.walk skips what other processes remove meanwhile (Path.rglob would raise).
+        for folder, _, files in os.walk(root):
+            for name in files:
+                path = Path(folder) / name
+                if name.startswith("AnsiballZ_"):
+                    with contextlib.suppress(OSError):
+                        if marker in path.read_text(errors="replace"):
+                            found.append(path)
+        return found
+
+    async def scenario() -> list[Path]:
+        task = asyncio.create_task(executor.run(spec, lambda e: None))
+        deadline = time.monotonic() + 60
+        while not any(marker in cmdline(p) for p in proctree.marked(spec.run_id)):
+            assert time.monotonic() < deadline, "the task never started"
+            await asyncio.sleep(0.05)
+        during = payloads(spec.artifact_dir.parent)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return during
+
+    during = asyncio.run(scenario())
+    assert during, "the payload was not in the run's private folder while it ran"
+    assert all(f"run-{spec.run_id}-" in str(p) for p in during)
+    assert payloads(spec.artifact_dir.parent) == []  # the private folder went with the run
+    assert payloads(home_tmp) == []
+    assert proctree.marked(spec.run_id) == []
