@@ -7,7 +7,6 @@ no state of its own on our objects (no annotations, no finalizer of its own).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -35,7 +34,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, watch: Wat
     ) -> None:
         raw = event.get("object")
         source: Mapping[str, Any] = raw if isinstance(raw, Mapping) else body
-        controller.observe(watch, resource.plural, event.get("type"), copy.deepcopy(dict(source)))
+        controller.observe(watch, resource.plural, event.get("type"), source)
 
     kopf.on.event(
         watch.group,

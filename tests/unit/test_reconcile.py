@@ -619,3 +619,63 @@ def test_local_executor_passes_cmdline_only_to_a_check_run(
     else:
         assert "cmdline" not in kwargs
     assert "--check" not in repr({k: v for k, v in kwargs.items() if k != "cmdline"})
+
+
+class Cause:
+    """Stands in for what a kopf handler's context holds: its cause, with the event's body."""
+
+
+class ContextExecutor(FakeExecutor):
+    """Records the context variables its runs see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contexts: list[dict[Any, Any]] = []
+
+    async def run(self, spec: RunSpec, on_event: EventCallback) -> RunResult:
+        import contextvars
+
+        self.contexts.append(dict(contextvars.copy_context()))
+        return await super().run(spec, on_event)
+
+
+def test_a_worker_keeps_only_kopfs_event_poster_of_the_handler_context(tmp_path: Path) -> None:
+    import contextvars
+    import gc
+    import weakref
+
+    cause_var: contextvars.ContextVar[Cause] = contextvars.ContextVar("cause_var")
+    queue_var: contextvars.ContextVar[str] = contextvars.ContextVar("event_queue_var")
+    seen: dict[str, Any] = {}
+
+    async def script(h: Harness) -> None:
+        def handler(cause: Cause) -> None:  # what kopf calls, in a context of its own
+            seen["cause"] = weakref.ref(cause)
+            cause_var.set(cause)
+            queue_var.set("kopf's event queue")
+            h.controller.observe(h.watch, "as", None, copy.deepcopy(h.kube.body))
+
+        contextvars.copy_context().run(handler, Cause())
+        worker = h.controller._resources["u1"].worker
+        assert worker is not None
+        await worker
+        gc.collect()
+        seen["alive"] = seen["cause"]() is not None
+
+    executor = ContextExecutor()
+    h = run_harness(tmp_path, WATCH, executor, script)
+    assert h.runs() == [("create", False)]
+    assert executor.contexts == [{queue_var: "kopf's event queue"}]
+    assert seen["alive"] is False  # the finished worker's task does not keep the cause
+
+
+def test_the_controller_keeps_bodies_without_managed_fields(tmp_path: Path) -> None:
+    async def script(h: Harness) -> None:
+        h.kube.body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {}}]
+        await h.settle()
+
+    h = run_harness(tmp_path, WATCH, FakeExecutor(), script)
+    kept = h.controller._resources["u1"].body
+    assert "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["name"] == "x"
+    assert kept["status"]["observedGeneration"] == 1
