@@ -360,8 +360,9 @@ class _Resource:
 
 
 #: The context variables a worker keeps from the code that started it (a kopf handler): kopf's
-#: Event poster reads them (``kopf.event()``).
-KEPT_CONTEXT = frozenset({"event_queue_var", "event_queue_loop_var"})
+#: operator-wide ones, which its Event poster (``kopf.event()``) and API calls read. A kopf
+#: upgrade that needs another one shows in the e2e tests of Events.
+KEPT_CONTEXT = frozenset({"settings_var", "event_queue_var", "event_queue_loop_var", "vault_var"})
 
 
 def worker_context() -> contextvars.Context:
