@@ -3,8 +3,8 @@
 With thousands of resources, the bodies the controller holds are most of the operator's memory.
 A body parsed from JSON has its own copy of every key ("metadata", "lastTransitionTime"...) and
 of every repeated value ("True", "Ready", the apiVersion, the namespace), and its
-``metadata.managedFields`` (the API server's field ownership for server-side apply) is often the
-largest part of it, though nothing here reads it. :func:`keep` copies a body without
+``metadata.managedFields`` (the API server's field ownership for server-side apply) is often a
+large part of it, though nothing here reads it. :func:`keep` copies a body without
 managedFields and with its keys and short strings interned, so that all the bodies share one copy
 of each. It is also what a run's ``_<group>_<kind>`` variable shows of the object.
 """
