@@ -336,7 +336,8 @@ class _Resource:
 
     watch: Watch
     key: ObjectKey
-    body: dict[str, Any]
+    #: Stored as the compact copy of whatever is set (:meth:`__setattr__`).
+    body: Mapping[str, Any]
     worker: asyncio.Task[None] | None = None
     run: asyncio.Task[RunResult] | None = None
     running_generation: int | None = None
@@ -352,6 +353,13 @@ class _Resource:
     sdk_problems: tuple[str, ...] = ()
     finalize_failures: int = 0
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Every body the record takes, from a watch event or an API response, is stored as the
+        # compact copy of bridge.bodies (with thousands of resources, most of what we hold).
+        if name == "body":
+            value = bodies.keep(value)
+        super().__setattr__(name, value)
 
     @property
     def status(self) -> dict[str, Any]:
@@ -418,7 +426,7 @@ class Controller:
         self, watch: Watch, plural: str, event_type: str | None, body: Mapping[str, Any]
     ) -> None:
         """Take in one watch event (``event_type`` None: the initial listing). Never blocks.
-        The controller keeps its own compact copy of ``body`` (:func:`bridge.bodies.keep`)."""
+        The record keeps its own compact copy of ``body`` (:func:`bridge.bodies.keep`)."""
         metadata = body.get("metadata") or {}
         uid = str(metadata.get("uid", ""))
         if not uid or self._closing:
@@ -440,11 +448,11 @@ class Controller:
                 namespace=metadata.get("namespace") or None,
                 name=str(metadata.get("name", "")),
             )
-            res = self._resources[uid] = _Resource(watch=watch, key=key, body=bodies.keep(body))
+            res = self._resources[uid] = _Resource(watch=watch, key=key, body=body)
         elif _rv(body) < _rv(res.body):
             return  # older than what we already know (e.g. our own patch's response)
         else:
-            res.body = bodies.keep(body)
+            res.body = body
         self._preempt(res)
         self._promote(res)
         if res.worker is None or res.worker.done():
@@ -600,7 +608,7 @@ class Controller:
         with contextlib.suppress(TemporaryError, PermanentError):
             fresh = await self._kube.get(res.key)
             if fresh is not None and _rv(fresh) >= _rv(res.body):
-                res.body = bodies.keep(fresh)
+                res.body = fresh
 
     async def _ensure_finalizer(self, res: _Resource) -> None:
         if res.watch.finalizer is None:
@@ -613,7 +621,7 @@ class Controller:
             res.key, [*finalizers, res.watch.finalizer.name], str(metadata["resourceVersion"])
         )
         if updated is not None:
-            res.body = bodies.keep(updated)
+            res.body = updated
 
     async def _release_finalizer(self, res: _Resource) -> None:
         assert res.watch.finalizer is not None
@@ -631,7 +639,7 @@ class Controller:
                 fresh = await self._kube.get(res.key)
                 if fresh is None:
                     return
-                res.body = bodies.keep(fresh)
+                res.body = fresh
         raise TemporaryError(f"{res.key}: the finalizer could not be released")
 
     async def _patch(self, res: _Resource, patch: Mapping[str, Any]) -> None:
@@ -651,7 +659,7 @@ class Controller:
                 logger.error("%s: status not written: %s", res.key, exc, extra=_ctx(res))
                 return
             if updated is not None and _rv(updated) >= _rv(res.body):
-                res.body = bodies.keep(updated)
+                res.body = updated
             return
 
     def _event(self, res: _Resource, type_: str, reason: str, message: str) -> None:

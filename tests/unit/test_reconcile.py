@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
+import gc
+import weakref
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -633,17 +636,11 @@ class ContextExecutor(FakeExecutor):
         self.contexts: list[dict[Any, Any]] = []
 
     async def run(self, spec: RunSpec, on_event: EventCallback) -> RunResult:
-        import contextvars
-
         self.contexts.append(dict(contextvars.copy_context()))
         return await super().run(spec, on_event)
 
 
 def test_a_worker_keeps_only_kopfs_event_poster_of_the_handler_context(tmp_path: Path) -> None:
-    import contextvars
-    import gc
-    import weakref
-
     cause_var: contextvars.ContextVar[Cause] = contextvars.ContextVar("cause_var")
     queue_var: contextvars.ContextVar[str] = contextvars.ContextVar("event_queue_var")
     seen: dict[str, Any] = {}
