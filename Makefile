@@ -59,10 +59,10 @@ test: $(STAMP) lint types crd-check manifests-check controlplane sshd
 	BRIDGE_TEST_EXECUTOR=local $(BIN)/pytest -m e2e
 
 demo: $(STAMP) controlplane
-	$(BIN)/python -m bridge.demo
+	$(BIN)/python -m bridge.tools.demo
 
 demo-stop: $(STAMP)
-	$(BIN)/python -m bridge.demo stop
+	$(BIN)/python -m bridge.tools.demo stop
 
 # Performance (not part of `make test`): latency, throughput and scale against bare
 # ansible-playbook and the Operator SDK operator (built once with Go into

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.settings import DATA, REPO
-from bridge import controlplane
+from bridge.tools import controlplane
 
 GROUP, VERSION = "bench.ansible-bridge.io", "v1alpha1"
 PLURALS = {"Trivial": "trivials", "Realistic": "realistics"}

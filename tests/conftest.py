@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bridge import controlplane
+from bridge.tools import controlplane
 
 _planes: list[controlplane.ControlPlane] = []
 

@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-logger = logging.getLogger("bridge.artifacts")
+logger = logging.getLogger("bridge.ansible.artifacts")
 
 #: The default size bound of one resource's runs (and, apart, of its checks).
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024

@@ -27,9 +27,9 @@ from typing import Any
 
 import yaml
 
-from bridge.errors import PermanentError
-from bridge.naming import snake_keys
-from bridge.structs import ResourceRef, RunSpec, Trigger, Watch
+from bridge.model.errors import PermanentError
+from bridge.model.names import snake_keys
+from bridge.model.records import ResourceRef, RunSpec, Trigger, Watch
 
 
 class Unsafe(str):
@@ -95,7 +95,8 @@ def build_extravars(
     # The resource's content; the names of the variables holding it are the bridge's.
     data = _mark_unsafe if watch.mark_unsafe else _plain
 
-    # ``spec``: the spec with Secret references resolved (bridge.secrets); the object variables
+    # ``spec``: the spec with Secret references resolved (bridge.ansible.secrets); the object
+    # variables
     # below keep the references, never the values.
     values: Mapping[str, Any] = original if spec is None else spec
     parameters: dict[str, Any] = snake_keys(values) if watch.snake_case_parameters else dict(values)

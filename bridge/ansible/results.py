@@ -48,8 +48,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.structs import ChangedTask, FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
-from bridge.watches import parse_duration
+from bridge.config.watches import parse_duration
+from bridge.model.records import (
+    ChangedTask,
+    FailedTask,
+    HostStats,
+    RunnerEvent,
+    RunResult,
+    RunStatus,
+)
 
 #: The longest message kept for a failed task (longer ones end with "…").
 MESSAGE_LIMIT = 500

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import PermanentError
-from bridge.structs import RunResult
+from bridge.model.errors import PermanentError
+from bridge.model.records import RunResult
 
 REDACTED = "********"
 

@@ -1,7 +1,7 @@
 """Run output and log lines: the ``ansible-bridge logs`` client, and the operator's JSON log format.
 
 The client reads ``/logs/{namespace}/{kind}/{name}`` of the operator's HTTP server (see
-:mod:`bridge.web`) and copies it to stdout as it arrives, so ``--follow`` shows a run live.
+:mod:`bridge.app.web`) and copies it to stdout as it arrives, so ``--follow`` shows a run live.
 """
 
 from __future__ import annotations

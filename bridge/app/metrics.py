@@ -20,13 +20,13 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bridge.structs import RunResult, RunStatus, Watch
+from bridge.model.records import RunResult, RunStatus, Watch
 
 #: Seconds; playbook runs take from about a second to hours.
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 _LABELS = ("kind", "group")
-#: The results of ``ansible_bridge_checks_total`` (see bridge.reconcile.CheckVerdict).
+#: The results of ``ansible_bridge_checks_total`` (see bridge.controller.reconcile.CheckVerdict).
 CHECK_VERDICTS = ("drifted", "clean", "failed")
 
 
@@ -35,7 +35,8 @@ def _labels(watch: Watch) -> tuple[str, str]:
 
 
 class RunMetrics:
-    """A :class:`~bridge.reconcile.RunObserver` that counts, times and gauges runs per kind."""
+    """A :class:`~bridge.controller.reconcile.RunObserver` that counts, times and gauges runs per
+    kind."""
 
     #: The Content-Type of :meth:`exposition` (Prometheus' text format).
     content_type = CONTENT_TYPE_LATEST

@@ -12,19 +12,19 @@ from typing import Any
 
 import kopf
 
-from bridge import handlers
-from bridge.dependents import Dependents
+from bridge.app.metrics import RunMetrics
+from bridge.app.web import WebServer
+from bridge.config.settings import OperatorSettings
+from bridge.controller import handlers
+from bridge.controller.reconcile import Controller
 from bridge.executors import Executor
 from bridge.executors.router import build_executor
-from bridge.kube import Kube, Leases, api_client, credentials
-from bridge.leader import LeaderElector, LeadershipLost
-from bridge.metrics import RunMetrics
-from bridge.proxy import ApiProxy
-from bridge.reconcile import Controller
-from bridge.settings import OperatorSettings
-from bridge.web import WebServer
+from bridge.kube.client import Kube, Leases, api_client, credentials
+from bridge.kube.dependents import Dependents
+from bridge.kube.leader import LeaderElector, LeadershipLost
+from bridge.kube.proxy import ApiProxy
 
-logger = logging.getLogger("bridge.operator")
+logger = logging.getLogger("bridge.app.operator")
 
 
 def kopf_settings() -> kopf.OperatorSettings:
@@ -64,7 +64,7 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
     executor: Executor = build_executor(settings)
     metrics = RunMetrics(settings.watches)
     # --inject-owner-ref: runs reach the API through our proxy, which marks what they create
-    # with its owner; bridge.dependents watches those objects and runs their owners again.
+    # with its owner; bridge.kube.dependents watches those objects and runs their owners again.
     # Not for runs in Jobs: their pods cannot reach the operator's loopback.
     proxy = None
     if settings.inject_owner_ref:

@@ -2,7 +2,7 @@
 
 It runs in the operator's event loop (aiohttp), started before kopf and stopped after it:
 
-* ``/metrics``: :class:`~bridge.metrics.RunMetrics` in Prometheus' text format;
+* ``/metrics``: :class:`~bridge.app.metrics.RunMetrics` in Prometheus' text format;
 * ``/healthz``: 200 while the event loop serves requests;
 * ``/readyz``: 200 once kopf has started (its ``ready_flag``), 503 before that and when stopping;
 * ``/logs/{namespace}/{kind}/{name}``: a run's ``stdout`` from its ansible-runner artifacts, the
@@ -27,18 +27,19 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bridge.errors import BridgeError
-from bridge.inputs import resource_dir
-from bridge.metrics import RunMetrics
-from bridge.secrets import redact
-from bridge.settings import HttpSettings
-from bridge.structs import ResourceRef, Watch
+from bridge.ansible.inputs import resource_dir
+from bridge.ansible.secrets import redact
+from bridge.app.metrics import RunMetrics
+from bridge.config.settings import HttpSettings
+from bridge.model.errors import BridgeError
+from bridge.model.records import ResourceRef, Watch
 
-logger = logging.getLogger("bridge.web")
+logger = logging.getLogger("bridge.app.web")
 
 #: The namespace segment of a cluster-scoped resource's URL.
 CLUSTER_SCOPED = "-"
-#: The folder of a resource's drift checks, beside its runs' ``artifacts`` (bridge.reconcile).
+#: The folder of a resource's drift checks, beside its runs' ``artifacts``
+#: (bridge.controller.reconcile).
 CHECKS = "checks"
 #: Seconds between looks at a followed run's files.
 FOLLOW_POLL = 0.25

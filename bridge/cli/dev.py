@@ -16,9 +16,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bridge import controlplane, crdgen
-from bridge.operator import run
-from bridge.settings import OperatorSettings
+from bridge.app.operator import run
+from bridge.config.settings import OperatorSettings
+from bridge.tools import controlplane, crdgen
 
 
 def _kubectl(plane: controlplane.ControlPlane, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,10 +10,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bridge import __version__, controlplane
-from bridge.errors import BridgeError, ControlPlaneError, WatchesError
-from bridge.logs import DEFAULT_URL
-from bridge.settings import LeaderElectionSettings, OperatorSettings
+from bridge import __version__
+from bridge.app.logs import DEFAULT_URL
+from bridge.config.settings import LeaderElectionSettings, OperatorSettings
+from bridge.model.errors import BridgeError, ControlPlaneError, WatchesError
+from bridge.tools import controlplane
 
 
 def _controlplane(args: argparse.Namespace) -> int:
@@ -51,14 +52,14 @@ def _controlplane(args: argparse.Namespace) -> int:
 
 def _operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> OperatorSettings | int:
     """The settings tree from ``run``/``dev`` options, or an exit code after a clear error."""
-    from bridge.settings import (
+    from bridge.config.settings import (
         HttpSettings,
         JobSettings,
         OperatorSettings,
         RunnerSettings,
         ScopeSettings,
     )
-    from bridge.watches import load_watches
+    from bridge.config.watches import load_watches
 
     environ = dict(os.environ)
     watches_file = Path(args.watches).resolve()
@@ -75,7 +76,7 @@ def _operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> Ope
     if not 0 <= args.http_port <= 65535:
         print("ansible-bridge: --http-port must be between 0 and 65535", file=sys.stderr)
         return 2
-    from bridge.artifacts import parse_size
+    from bridge.ansible.artifacts import parse_size
 
     try:
         max_artifacts_bytes = parse_size(args.max_artifacts_bytes)
@@ -90,7 +91,7 @@ def _operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> Ope
     )
     if args.max_concurrent_runs is not None:
         runner = dataclasses.replace(runner, max_concurrent_runs=args.max_concurrent_runs)
-    from bridge import sdk
+    from bridge.config import sdk
 
     try:  # the Operator SDK's flags and per-kind environment variables
         configured, runner = sdk.configure(
@@ -133,8 +134,8 @@ def _leader_election(
     import secrets
     import socket
 
-    from bridge import leader
-    from bridge.watches import parse_duration
+    from bridge.config.watches import parse_duration
+    from bridge.kube import leader
 
     if not getattr(args, "leader_elect", False):
         return LeaderElectionSettings()
@@ -203,7 +204,7 @@ def _leader_options(parser: argparse.ArgumentParser) -> None:
 def run_environment(environ: Mapping[str, str], kubeconfig: Path | None) -> dict[str, str]:
     """What every run gets on top of the operator's environment: the bundled operator_sdk.util
     collection first on ANSIBLE_COLLECTIONS_PATH, and the operator's kubeconfig for modules."""
-    bundled = str(Path(__file__).resolve().parent)  # holds ansible_collections/
+    bundled = str(Path(__file__).resolve().parents[1] / "ansible")  # holds ansible_collections/
     paths = environ.get("ANSIBLE_COLLECTIONS_PATH") or environ.get("ANSIBLE_COLLECTIONS_PATHS")
     env = {"ANSIBLE_COLLECTIONS_PATH": bundled + (f":{paths}" if paths else "")}
     if kubeconfig is not None:
@@ -216,7 +217,7 @@ def run_environment(environ: Mapping[str, str], kubeconfig: Path | None) -> dict
 def _setup_logging(args: argparse.Namespace) -> None:
     handler = logging.StreamHandler()
     if args.log_format == "json":
-        from bridge.logs import JsonFormatter
+        from bridge.app.logs import JsonFormatter
 
         handler.setFormatter(JsonFormatter())
     else:
@@ -225,7 +226,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bridge.operator import run
+    from bridge.app.operator import run
 
     settings = _operator_settings(
         args, Path(args.kubeconfig).resolve() if args.kubeconfig else None
@@ -238,7 +239,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from bridge import dev
+    from bridge.cli import dev
 
     # Validate everything before anything starts.
     checked = _operator_settings(args, None)
@@ -251,7 +252,7 @@ def _dev(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from bridge import logs
+    from bridge.app import logs
 
     kind, _, name = args.resource.partition("/")
     if not kind or not name or "/" in name:
@@ -264,8 +265,8 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _crd(args: argparse.Namespace) -> int:
-    from bridge import crdgen
-    from bridge.watches import load_watches
+    from bridge.config.watches import load_watches
+    from bridge.tools import crdgen
 
     watches_file = Path(args.watches)
     try:
@@ -302,7 +303,7 @@ def _crd(args: argparse.Namespace) -> int:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from bridge import scaffold
+    from bridge.tools import scaffold
 
     result = scaffold.new(
         kind=args.kind,
@@ -528,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     manifests = sub.add_parser(
         "manifests",
         help="generate least-privilege RBAC for the operator from the watches file",
-        add_help=False,  # bridge.manifests has its own parser (and --help)
+        add_help=False,  # bridge.tools.manifests has its own parser (and --help)
     )
     manifests.add_argument("args", nargs=argparse.REMAINDER)
     manifests.set_defaults(func=_manifests)
@@ -536,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _manifests(args: argparse.Namespace) -> int:
-    from bridge.manifests import main as manifests_main
+    from bridge.tools.manifests import main as manifests_main
 
     return manifests_main(args.args)
 

@@ -4,7 +4,7 @@ An argument spec declares, per entry point of a role (``main``, or the one ``tas
 names), the options the role takes: each option's ``type``, ``required``, ``default``,
 ``choices``, ``elements`` (of a list), ``description``, ``no_log`` and nested ``options`` (of a
 dict, or of a list of dicts). Ansible validates a role's variables against it before the role's
-tasks run; the bridge turns it into a CRD's schema (:mod:`bridge.crdgen`) and learns from it
+tasks run; the bridge turns it into a CRD's schema (:mod:`bridge.tools.crdgen`) and learns from it
 which options are secrets.
 
 The file format is Ansible's: a mapping with the key ``argument_specs``, whose keys are entry
@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from bridge.errors import PermanentError
+from bridge.model.errors import PermanentError
 
 __all__ = [
     "ANSIBLE_TYPES",

@@ -25,7 +25,7 @@ the run's environment (never written to a file: ``suppress_env_files``). Every v
 artifacts. A run with credentials gets its own SSH ControlPath folder, and the persistent SSH
 connections it opened are stopped when it ends: no later run can reuse its logins.
 
-``inventory`` is a path (see bridge.watches), or one of::
+``inventory`` is a path (see bridge.config.watches), or one of::
 
     inventory: {hosts: {all: {hosts: {web1: {ansible_host: 10.0.0.1}}}}}   # inline YAML
     inventory: {secret: NAME, key: inventory}      # key defaults to "inventory"
@@ -57,9 +57,9 @@ from typing import Any
 
 import yaml
 
-from bridge import proctree
-from bridge.errors import PermanentError
-from bridge.structs import RunCredentials, RunSpec, plain
+from bridge.ansible import proctree
+from bridge.model.errors import PermanentError
+from bridge.model.records import RunCredentials, RunSpec, plain
 
 #: Reads an object's ``data`` by namespace and name (Secrets: base64 values); None if absent.
 DataReader = Callable[[str, str], Awaitable[Mapping[str, str] | None]]
@@ -159,7 +159,8 @@ def _data_key(raw: Mapping[str, Any], key: str, prefix: str) -> str | None:
 
 
 def parse_inventory(raw: object) -> InventorySource:
-    """A mapping ``inventory`` (the path form is bridge.watches'); raises CredentialsError."""
+    """A mapping ``inventory`` (the path form is bridge.config.watches'); raises
+    CredentialsError."""
     if not isinstance(raw, Mapping):
         raise CredentialsError(
             "inventory",

@@ -12,7 +12,8 @@ What the SDK reads, and how it is taken here:
 * ``WATCH_NAMESPACE``: comma-separated namespaces to serve; empty means all.
 * ``--ansible-args``: extra ``ansible-playbook`` options for every run (one shell-quoted string).
 * ``--reconcile-period`` (watches without ``reconcilePeriod``), ``--ansible-verbosity``, and
-  ``--max-concurrent-reconciles`` (an alias of ``--max-concurrent-runs``, in :mod:`bridge.cli`):
+  ``--max-concurrent-reconciles`` (an alias of ``--max-concurrent-runs``, in
+  :mod:`bridge.cli.main`):
   applied by :func:`configure`.
 * The annotations ``ansible.sdk.operatorframework.io/verbosity`` (0-7) and
   ``ansible.sdk.operatorframework.io/max-runner-artifacts`` (an integer >= 0) override the kind's
@@ -27,9 +28,9 @@ import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from bridge.settings import RunnerSettings
-from bridge.structs import Watch
-from bridge.watches import parse_duration
+from bridge.config.settings import RunnerSettings
+from bridge.config.watches import parse_duration
+from bridge.model.records import Watch
 
 #: Per-resource ``-v`` count of its runs (0-7).
 VERBOSITY_ANNOTATION = "ansible.sdk.operatorframework.io/verbosity"

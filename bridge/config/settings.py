@@ -1,6 +1,6 @@
 """The operator's settings: one small tree of frozen dataclasses, built once at start-up.
 
-CLI flags, environment variables and the watches file are read in :mod:`bridge.cli`; everything
+CLI flags, environment variables and the watches file are read in :mod:`bridge.cli.main`; everything
 below receives the finished tree explicitly. Nothing deeper in the code reads the environment.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.structs import Watch
+from bridge.model.records import Watch
 
 
 def _default_concurrency() -> int:
@@ -96,7 +96,8 @@ class HttpSettings:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """How watches with ``executor: job`` run: one Kubernetes Job per run (bridge.executors.job)."""
+    """How watches with ``executor: job`` run: one Kubernetes Job per run
+    (bridge.executors.job.executor)."""
 
     #: "pod": the Job's pod runs ``ansible-runner worker``; the operator attaches to its stdin
     #: and follows its log. "process": a local ``ansible-runner worker`` process stands in for
@@ -113,7 +114,7 @@ class JobSettings:
 @dataclass(frozen=True)
 class LeaderElectionSettings:
     """``--leader-elect``: one active replica holding a coordination.k8s.io Lease, the others
-    standing by (client-go's leader election; see :mod:`bridge.leader`)."""
+    standing by (client-go's leader election; see :mod:`bridge.kube.leader`)."""
 
     #: Off: this process is always the active one.
     enabled: bool = False

@@ -7,7 +7,8 @@ or ``role``, with the optional keys ``vars``, ``reconcilePeriod``, ``manageStatu
 (``matchLabels`` / ``matchExpressions``), ``snakeCaseParameters``, ``markUnsafe``,
 ``maxRunnerArtifacts``, ``watchAnnotationsChanges``, ``watchDependentResources``,
 ``watchClusterScopedResources`` and ``blacklist`` (a list of ``{group, version, kind}``: dependent
-kinds never watched; see bridge.dependents). Unlike the Operator SDK, ``markUnsafe`` defaults to
+kinds never watched; see bridge.kube.dependents). Unlike the Operator SDK, ``markUnsafe`` defaults
+to
 true: strings from the resource are never evaluated as Jinja templates unless an entry sets
 ``markUnsafe: false`` (warned about).
 
@@ -19,11 +20,11 @@ Bridge extensions, per entry:
     An inventory file or folder, relative to the watches file; default: localhost only. Or
     ``{hosts: ...}`` (an inline YAML inventory), ``{secret: NAME, key: KEY}`` or
     ``{configMap: NAME, key: KEY}`` (read at run time in the resource's namespace; ``key``
-    defaults to ``inventory``); see :mod:`bridge.credentials`.
+    defaults to ``inventory``); see :mod:`bridge.config.credentials`.
 ``credentials``
     An SSH key, become and vault passwords and environment variables from keys of a Secret of
     the resource's namespace (``secret``, or a spec field naming it: ``secretField``); see
-    :mod:`bridge.credentials`.
+    :mod:`bridge.config.credentials`.
 ``gatherFacts``
     Whether to gather facts before a ``role`` runs; default false (a playbook decides itself).
 ``drift``
@@ -34,14 +35,15 @@ Bridge extensions, per entry:
     ``remediate`` (default false) then runs the automation for real.
 ``executor``
     ``local``, ``warm`` or ``job``: how this entry's runs are carried out; default: the
-    operator's ``--executor``. ``job``: each run is a Kubernetes Job (bridge.executors.job).
+    operator's ``--executor``. ``job``: each run is a Kubernetes Job
+    (bridge.executors.job.executor).
 ``job``
     The Job of ``executor: job``: ``image`` (default: the operator's ``--job-image``),
     ``resources`` (``{requests, limits}``), ``serviceAccount``, ``nodeSelector``,
     ``tolerations``, ``ttlSecondsAfterFinished`` (default 300) and ``namespace`` (default: the
     resource's; required for a cluster-scoped kind).
 
-For the CRD (``ansible-bridge crd``, see :mod:`bridge.crdgen`) and Secret references:
+For the CRD (``ansible-bridge crd``, see :mod:`bridge.tools.crdgen`) and Secret references:
 
 ``argumentSpec``
     An argument-spec file (the format of a role's ``meta/argument_specs.yml``), relative to the
@@ -59,7 +61,8 @@ For the CRD (``ansible-bridge crd``, see :mod:`bridge.crdgen`) and Secret refere
     The CRD's plural, when the derived one (``kind`` lower-cased + ``s``/``es``/``ies``) is wrong.
 
 The argument spec (the ``argumentSpec`` file, else the role's own) is read at load time: an
-``entryPoint`` it lacks is an error, and :attr:`~bridge.structs.Watch.secret_options` gets every
+``entryPoint`` it lacks is an error, and :attr:`~bridge.model.records.Watch.secret_options` gets
+every
 ``no_log: true`` option of it (dotted paths) besides ``secretOptions``.
 
 Values:
@@ -80,7 +83,8 @@ Values:
   variables are taken relative to the watches file's folder.
 
 The loader is pure: it reads the one file and the folders it names, and takes the environment as
-an argument. The first problem found is raised as a :class:`~bridge.errors.WatchesError` naming
+an argument. The first problem found is raised as a :class:`~bridge.model.errors.WatchesError`
+naming
 the file, the entry (1-based) and the key; problems that do not stop the bridge are returned as
 warning strings.
 """
@@ -98,7 +102,7 @@ from typing import Any, NoReturn, TypeVar
 
 import yaml
 
-from bridge.argspec import (
+from bridge.config.argspec import (
     ArgumentSpecError,
     EntryPoint,
     find_option,
@@ -106,9 +110,9 @@ from bridge.argspec import (
     role_argument_spec_file,
     secret_paths,
 )
-from bridge.credentials import CredentialsError, parse_credentials, parse_inventory
-from bridge.errors import WatchesError
-from bridge.structs import FinalizerSpec, JobOptions, Watch
+from bridge.config.credentials import CredentialsError, parse_credentials, parse_inventory
+from bridge.model.errors import WatchesError
+from bridge.model.records import FinalizerSpec, JobOptions, Watch
 
 __all__ = ["ENTRY_KEYS", "IGNORED_KEYS", "load_watches", "parse_duration"]
 
@@ -305,7 +309,8 @@ def load_watches(path: Path, environ: Mapping[str, str]) -> tuple[list[Watch], l
     """Read and validate the watches file at ``path``; return its watches and any warnings.
 
     ``environ`` supplies ``${VAR}`` values and the Ansible search paths (``ANSIBLE_ROLES_PATH``,
-    ``ANSIBLE_COLLECTIONS_PATH(S)``, ``HOME``). Raises :class:`~bridge.errors.WatchesError` for
+    ``ANSIBLE_COLLECTIONS_PATH(S)``, ``HOME``). Raises :class:`~bridge.model.errors.WatchesError`
+    for
     the first problem found.
     """
     file = str(path)
@@ -725,7 +730,7 @@ class _EntryReader:
         return limit, backoff
 
     def access(self, parse: Callable[[object], T], raw: object) -> T:
-        """``inventory`` (a mapping) or ``credentials``, parsed by bridge.credentials."""
+        """``inventory`` (a mapping) or ``credentials``, parsed by bridge.config.credentials."""
         try:
             return parse(raw)
         except CredentialsError as exc:

@@ -1,7 +1,8 @@
 """kopf registration, one event handler per watches entry: thin, it only hands bodies over.
 
 Watching, reconnecting, and posting Events are kopf's; deciding and running are the
-:class:`~bridge.reconcile.Controller`'s. The handlers are low-level event handlers, so kopf keeps
+:class:`~bridge.controller.reconcile.Controller`'s. The handlers are low-level event handlers, so
+kopf keeps
 no state of its own on our objects (no annotations, no finalizer of its own).
 """
 
@@ -12,9 +13,9 @@ from typing import Any, cast
 
 import kopf
 
-from bridge.reconcile import Controller
-from bridge.selectors import matches
-from bridge.structs import Watch
+from bridge.controller.reconcile import Controller
+from bridge.model.records import Watch
+from bridge.model.selectors import matches
 
 
 def post_event(body: Mapping[str, Any], type: str, reason: str, message: str) -> None:

@@ -5,7 +5,7 @@ kopf tells the :class:`Controller` about every event of every watched object
 which loops: read the newest body, decide (:func:`decide`, pure), act, repeat until nothing is
 left to do. So one resource's runs are strictly one at a time, runs across resources are bounded
 by one set of slots (runs for new or changed resources served before periodic runs, drift checks
-and retries: :mod:`bridge.scheduling`), and kopf's event loop only ever schedules.
+and retries: :mod:`bridge.controller.scheduling`), and kopf's event loop only ever schedules.
 
 What is decided from what:
 
@@ -42,15 +42,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from bridge import artifacts, bodies, credentials, inputs, results, scheduling, sdk, secrets, status
-from bridge.errors import ConflictError, PermanentError, TemporaryError
+from bridge.ansible import artifacts, inputs, results, secrets
+from bridge.config import credentials, sdk
+from bridge.config.settings import OperatorSettings
+from bridge.config.watches import parse_duration
+from bridge.controller import scheduling, status
 from bridge.executors import Executor
-from bridge.kube import ObjectKey
-from bridge.settings import OperatorSettings
-from bridge.structs import RunnerEvent, RunResult, RunSpec, Trigger, Watch
-from bridge.watches import parse_duration
+from bridge.kube.client import ObjectKey
+from bridge.model import bodies
+from bridge.model.errors import ConflictError, PermanentError, TemporaryError
+from bridge.model.records import RunnerEvent, RunResult, RunSpec, Trigger, Watch
 
-logger = logging.getLogger("bridge.reconcile")
+logger = logging.getLogger("bridge.controller.reconcile")
 
 ActionKind = Literal["none", "run", "check", "finalize", "suspend"]
 #: How a drift check ended, for metrics: changes found, none, or no verdict (failed, error).
@@ -269,7 +272,7 @@ class EventPoster(Protocol):
 
 
 class StatusWriter(Protocol):
-    """The Kubernetes writes a reconcile needs (implemented by :class:`bridge.kube.Kube`)."""
+    """The Kubernetes writes a reconcile needs (implemented by :class:`bridge.kube.client.Kube`)."""
 
     async def patch_status(
         self, key: ObjectKey, status: Mapping[str, Any]
@@ -287,7 +290,7 @@ class StatusWriter(Protocol):
 
 
 class RunIdentities(Protocol):
-    """Gives runs their own credentials for the Kubernetes API (bridge.proxy: a token of the
+    """Gives runs their own credentials for the Kubernetes API (bridge.kube.proxy: a token of the
     operator's API proxy that knows the run's owner); every method must return at once."""
 
     def issue(self, watch: Watch, body: Mapping[str, Any]) -> Mapping[str, str]:
@@ -356,7 +359,7 @@ class _Resource:
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Every body the record takes, from a watch event or an API response, is stored as the
-        # compact copy of bridge.bodies (with thousands of resources, most of what we hold).
+        # compact copy of bridge.model.bodies (with thousands of resources, most of what we hold).
         if name == "body":
             value = bodies.keep(value)
         super().__setattr__(name, value)
@@ -426,7 +429,7 @@ class Controller:
         self, watch: Watch, plural: str, event_type: str | None, body: Mapping[str, Any]
     ) -> None:
         """Take in one watch event (``event_type`` None: the initial listing). Never blocks.
-        The record keeps its own compact copy of ``body`` (:func:`bridge.bodies.keep`)."""
+        The record keeps its own compact copy of ``body`` (:func:`bridge.model.bodies.keep`)."""
         metadata = body.get("metadata") or {}
         uid = str(metadata.get("uid", ""))
         if not uid or self._closing:
@@ -527,7 +530,7 @@ class Controller:
     def dependent_changed(
         self, group: str, kind: str, namespace: str | None, name: str, uid: str | None = None
     ) -> bool:
-        """An object a run of this owner created changed or went away (bridge.dependents): run
+        """An object a run of this owner created changed or went away (bridge.kube.dependents): run
         the owner again, after its run in flight if there is one. Never blocks. False when no
         such owner is known (or its watch does not watch dependents, or it is being deleted)."""
         found = False
@@ -884,7 +887,8 @@ class Controller:
     @contextlib.asynccontextmanager
     async def _slot(self, res: _Resource, trigger: Trigger) -> AsyncIterator[None]:
         """Hold one of the global run slots, queued until one is free: runs for new or
-        changed resources before periodic runs, drift checks and retries (bridge.scheduling)."""
+        changed resources before periodic runs, drift checks and retries
+        (bridge.controller.scheduling)."""
         watch = res.watch
         # Within its kind's own limit first (MAX_CONCURRENT_RECONCILES_<KIND>_<GROUP>).
         kind_slots = self._kind_slots.get(watch.key)

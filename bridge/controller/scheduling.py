@@ -4,7 +4,7 @@
   (at most :data:`JITTER_CAP` seconds) *earlier* than the period says, by an amount fixed per
   resource (derived from its uid). So resources created together do not all re-run in the same
   second, and the period stays an upper bound: a resource is reconciled at least that often.
-  Deterministic, so :func:`bridge.reconcile.decide` stays a pure function of its inputs.
+  Deterministic, so :func:`bridge.controller.reconcile.decide` stays a pure function of its inputs.
 * :class:`PrioritySlots`: the global ``--max-concurrent-runs`` slots. When runs wait for a slot,
   a freed slot goes to the waiter of the most urgent class (:func:`priority`: runs for new or
   changed resources, requests, resumes, finalizers and annotation changes before periodic runs,
@@ -23,7 +23,7 @@ import heapq
 import itertools
 from typing import Final
 
-from bridge.structs import Trigger
+from bridge.model.records import Trigger
 
 #: Share of the period by which a periodic wake-up may come early.
 JITTER_FRACTION: Final = 0.1

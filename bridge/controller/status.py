@@ -124,8 +124,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, cast
 
-from bridge.results import describe, describe_drift
-from bridge.structs import HostStats, RunResult, RunStatus, Trigger, plain
+from bridge.ansible.results import describe, describe_drift
+from bridge.model.records import HostStats, RunResult, RunStatus, Trigger, plain
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from bridge.structs import RunnerEvent, RunResult, RunSpec
+from bridge.model.records import RunnerEvent, RunResult, RunSpec
 
 EventCallback = Callable[[RunnerEvent], None]
 

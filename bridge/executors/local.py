@@ -28,13 +28,14 @@ import threading
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bridge import credentials, proctree, secrets
+from bridge.ansible import proctree, secrets
+from bridge.ansible.inputs import dump_extravars
+from bridge.ansible.results import ResultBuilder
+from bridge.config import credentials
+from bridge.config.sdk import combine_cmdline
+from bridge.config.settings import RunnerSettings
 from bridge.executors import EventCallback
-from bridge.inputs import dump_extravars
-from bridge.results import ResultBuilder
-from bridge.sdk import combine_cmdline
-from bridge.settings import RunnerSettings
-from bridge.structs import RunnerEvent, RunResult, RunSpec, RunStatus
+from bridge.model.records import RunnerEvent, RunResult, RunSpec, RunStatus
 
 logger = logging.getLogger("bridge.executors.local")
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from bridge.config.settings import OperatorSettings
 from bridge.executors import EventCallback, Executor
-from bridge.settings import OperatorSettings
-from bridge.structs import RunResult, RunSpec
+from bridge.model.records import RunResult, RunSpec
 
 
 def watch_key(spec: RunSpec) -> str:
-    """The key of the watch a run is for (:attr:`bridge.structs.Watch.key`)."""
+    """The key of the watch a run is for (:attr:`bridge.model.records.Watch.key`)."""
     return f"{spec.resource.kind}.{spec.resource.api_version}"
 
 
@@ -53,12 +53,12 @@ def build_executor(settings: OperatorSettings) -> Executor:
     def make(name: str) -> Executor:
         if name not in made:
             if name == "warm":
-                from bridge.executors.warm import WarmExecutor
+                from bridge.executors.warm.executor import WarmExecutor
 
                 made[name] = WarmExecutor(settings.runner)
             elif name == "job":
-                from bridge.executors.job import JobExecutor
-                from bridge.kube import Jobs, api_client
+                from bridge.executors.job.executor import JobExecutor
+                from bridge.kube.client import Jobs, api_client
 
                 made[name] = JobExecutor(
                     settings.runner,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bridge.errors import ConflictError, PermanentError, TemporaryError
+from bridge.model.errors import ConflictError, PermanentError, TemporaryError
 
 T = TypeVar("T")
 
@@ -228,7 +228,8 @@ class Kube:
 
 
 class Leases:
-    """coordination.k8s.io/v1 Leases as plain dicts, for leader election (:mod:`bridge.leader`).
+    """coordination.k8s.io/v1 Leases as plain dicts, for leader election
+    (:mod:`bridge.kube.leader`).
 
     The calls run in a thread pool of their own, so a renewal never waits behind the other
     calls' threads, and each one is bounded by ``timeout`` seconds.
@@ -287,7 +288,8 @@ class Leases:
 
 
 class Jobs:
-    """batch/v1 Jobs and their pods, for the job executor (:mod:`bridge.executors.job`): the
+    """batch/v1 Jobs and their pods, for the job executor (:mod:`bridge.executors.job.executor`):
+    the
     Jobs as plain dicts (async), and the pod's stdin and log (blocking: the run's thread)."""
 
     def __init__(self, client: Any) -> None:

@@ -1,6 +1,6 @@
 """Dependent resources: watching what runs created, and running their owner again on changes.
 
-:mod:`bridge.proxy` reports each kind a run creates an object of. From then on one watch per
+:mod:`bridge.kube.proxy` reports each kind a run creates an object of. From then on one watch per
 kind (per namespace when the operator serves only some) follows those objects, with the
 operator's credentials, as the Operator SDK's ``watchDependentResources`` does:
 
@@ -29,8 +29,8 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from bridge.kube import Credentials
-from bridge.proxy import (
+from bridge.kube.client import Credentials
+from bridge.kube.proxy import (
     PRIMARY_RESOURCE,
     PRIMARY_RESOURCE_TYPE,
     Collection,
@@ -38,9 +38,9 @@ from bridge.proxy import (
     api_url,
     client_session,
 )
-from bridge.structs import Watch
+from bridge.model.records import Watch
 
-logger = logging.getLogger("bridge.dependents")
+logger = logging.getLogger("bridge.kube.dependents")
 
 #: Calls the controller's ``dependent_changed(group, kind, namespace, name, uid)``.
 Notify = Callable[[str, str, "str | None", str, "str | None"], bool]
@@ -138,7 +138,7 @@ def owners_of(obj: Mapping[str, Any], stream: Stream, watches: Iterable[Watch]) 
 
 
 class Dependents:
-    """The dependents' watches, started as :mod:`bridge.proxy` reports created objects."""
+    """The dependents' watches, started as :mod:`bridge.kube.proxy` reports created objects."""
 
     def __init__(
         self,

@@ -36,10 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from bridge.errors import BridgeError, ConflictError
-from bridge.settings import LeaderElectionSettings
+from bridge.config.settings import LeaderElectionSettings
+from bridge.model.errors import BridgeError, ConflictError
 
-logger = logging.getLogger("bridge.leader")
+logger = logging.getLogger("bridge.kube.leader")
 
 #: The namespace file of the in-cluster service account (the operator's namespace in a Pod).
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -54,7 +54,7 @@ class LeadershipLost(BridgeError):
 
 
 class LeaseAPI(Protocol):
-    """The Lease calls the elector makes (:class:`bridge.kube.Leases`)."""
+    """The Lease calls the elector makes (:class:`bridge.kube.client.Leases`)."""
 
     async def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 

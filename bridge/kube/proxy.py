@@ -13,7 +13,7 @@ When a run creates an object (POST to a collection, not to a subresource), the p
 - else the annotations ``operator-sdk/primary-resource: <namespace>/<name>`` and
   ``operator-sdk/primary-resource-type: <Kind>.<group>``,
 
-and tells :mod:`bridge.dependents` about the kind, which may start watching it. Nothing else is
+and tells :mod:`bridge.kube.dependents` about the kind, which may start watching it. Nothing else is
 changed; responses (watches too) stream back as they come. The proxy remembers the
 ``(uid, resourceVersion)`` its runs' writes left (:meth:`ApiProxy.wrote`), so that a run's own
 change to a dependent does not run its owner again (the SDK's would, once). There is no cache
@@ -33,10 +33,10 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from yarl import URL
 
-from bridge.kube import Credentials
-from bridge.structs import Watch
+from bridge.kube.client import Credentials
+from bridge.model.records import Watch
 
-logger = logging.getLogger("bridge.proxy")
+logger = logging.getLogger("bridge.kube.proxy")
 
 #: The Operator SDK's annotations for dependents an ownerReference cannot point from.
 PRIMARY_RESOURCE = "operator-sdk/primary-resource"
@@ -116,7 +116,7 @@ class Resource:
 
 @dataclass(frozen=True)
 class Created:
-    """An object a run created through the proxy: told to :mod:`bridge.dependents`."""
+    """An object a run created through the proxy: told to :mod:`bridge.kube.dependents`."""
 
     owner: Owner
     collection: Collection
@@ -211,7 +211,8 @@ def client_session(creds: Credentials, *, decompress: bool = True) -> ClientSess
 
 
 class ApiProxy:
-    """The proxy server, and the registry of run tokens (``RunIdentities`` of bridge.reconcile)."""
+    """The proxy server, and the registry of run tokens (``RunIdentities`` of
+    bridge.controller.reconcile)."""
 
     def __init__(
         self,

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 if TYPE_CHECKING:
-    from bridge.argspec import EntryPoint
-    from bridge.credentials import Credentials, InventorySource
+    from bridge.config.argspec import EntryPoint
+    from bridge.config.credentials import Credentials, InventorySource
 
 #: How a run ended. ``error`` means the runner itself could not run the playbook.
 RunStatus = Literal["successful", "failed", "canceled", "timeout", "error"]
@@ -48,7 +48,7 @@ class FinalizerSpec:
 class JobOptions:
     """The ``job`` of a watches entry: the Kubernetes Job each run becomes (``executor: job``).
 
-    Mappings are the Kubernetes fields as written (validated by bridge.watches).
+    Mappings are the Kubernetes fields as written (validated by bridge.config.watches).
     """
 
     #: The execution-environment image (it runs ``ansible-runner worker``); None: the
@@ -96,10 +96,10 @@ class Watch:
     #: An inventory file or folder; None: localhost with the operator's Python.
     inventory: Path | None = None
     #: ``inventory`` given inline or as a Secret/ConfigMap key instead of a path (see
-    #: bridge.credentials); None: ``inventory`` (or the default) applies.
+    #: bridge.config.credentials); None: ``inventory`` (or the default) applies.
     inventory_source: InventorySource | None = None
     #: ``credentials``: SSH key, become/vault passwords and environment from a Secret of the
-    #: resource's namespace (see bridge.credentials); None: none.
+    #: resource's namespace (see bridge.config.credentials); None: none.
     credentials: Credentials | None = None
     #: Gather facts before a role runs (the playbook decides for itself).
     gather_facts: bool = False
@@ -134,13 +134,14 @@ class Watch:
     entry_point: str = "main"
     #: Options whose values come from Secrets, as dotted snake_case paths (``db.password``):
     #: ``secretOptions`` plus every ``no_log: true`` option of the argument spec. A resource
-    #: gives each as ``<option>From: {secretKeyRef: {name, key}}`` (see bridge.crdgen).
+    #: gives each as ``<option>From: {secretKeyRef: {name, key}}`` (see bridge.tools.crdgen).
     secret_options: tuple[str, ...] = ()
     #: ``Namespaced`` or ``Cluster`` (``scope``).
     scope: str = "Namespaced"
     #: The CRD's ``shortNames`` (``shortNames``).
     short_names: tuple[str, ...] = ()
-    #: The CRD's plural (``plural``); None: derived from the kind (see bridge.crdgen.plural_of).
+    #: The CRD's plural (``plural``); None: derived from the kind (see
+    #: bridge.tools.crdgen.plural_of).
     plural: str | None = None
     #: The parsed argument spec of ``entry_point``; None when there is none.
     arguments: EntryPoint | None = None
@@ -172,7 +173,7 @@ class ResourceRef:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything an executor needs for one run; built by :mod:`bridge.inputs`."""
+    """Everything an executor needs for one run; built by :mod:`bridge.ansible.inputs`."""
 
     run_id: str
     resource: ResourceRef
@@ -264,7 +265,7 @@ class RunResult:
     #: Why the run did not succeed when no task says it (runner error, timeout, cancel).
     message: str = ""
     #: The tasks that reported a change, per host, in the order they ran (names only: a
-    #: ``no_log`` result is never read). ``changed`` may count more (see bridge.results).
+    #: ``no_log`` result is never read). ``changed`` may count more (see bridge.ansible.results).
     changed_tasks: tuple[ChangedTask, ...] = ()
 
     @property

@@ -4,7 +4,7 @@ This is what controller-runtime calls envtest: no kubelet, no controller-manager
 API server with CRD validation, the status subresource, watches, conflicts and finalizers.
 
 Binaries come from ``$KUBEBUILDER_ASSETS`` when set (the envtest convention), otherwise they
-are built once from the Go modules pinned in ``bridge/controlplane_go/go.mod`` with the
+are built once from the Go modules pinned in ``bridge/tools/controlplane_go/go.mod`` with the
 machine's Go and the Go module proxy, into ``~/.cache/ansible-bridge/controlplane/<version>/``.
 Nothing is ever downloaded from anywhere but the package registries.
 
@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.errors import ControlPlaneError
+from bridge.model.errors import ControlPlaneError
 
 GO_MODULE_DIR = Path(__file__).parent / "controlplane_go"
 ASSET_NAMES = ("etcd", "kube-apiserver", "kubectl")

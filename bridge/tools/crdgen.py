@@ -19,7 +19,8 @@ at ``kubectl apply`` instead of failing a run. Ansible types map to OpenAPI v3 a
 it is valid for the schema (a Jinja template, which the role would compute, is only named in the
 description). Other keys (``version_added``, ``aliases``, ``required_if``...) are ignored.
 
-Field names are the options' names in camelCase (:func:`bridge.naming.to_camel`), chosen so that
+Field names are the options' names in camelCase (:func:`bridge.model.names.to_camel`), chosen so
+that
 the bridge's snake_case conversion of a resource's spec gives the option's exact name back; an
 option whose camelCase name would not come back keeps its own name (see :func:`field_name`).
 Top-level options named ``ansible_*`` (Ansible's own settings, or the bridge's
@@ -28,10 +29,11 @@ Top-level options named ``ansible_*`` (Ansible's own settings, or the bridge's
 Secrets stay in Secrets: an option marked ``no_log: true`` in the spec or listed in the watches
 entry's ``secretOptions`` has no field of its own; the field ``<name>From: {secretKeyRef: {name,
 key}}`` names a key of a Secret in the resource's namespace instead (required when the option is),
-which :mod:`bridge.secrets` resolves at run time.
+which :mod:`bridge.ansible.secrets` resolves at run time.
 
 Without an argument spec, ``spec`` is free-form (``x-kubernetes-preserve-unknown-fields``) and a
-warning says how to add one. ``status`` is typed after :mod:`bridge.status` (with room for more
+warning says how to add one. ``status`` is typed after :mod:`bridge.controller.status` (with room
+for more
 keys in ``currentRun``, ``lastRun`` and ``runs``; free-form as a whole when ``manageStatus`` is
 false, since the playbook then owns it). Generation is pure (:func:`generate`); :func:`dump` gives
 the same bytes for the same input, and :func:`sync` writes or checks a folder of CRDs.
@@ -47,10 +49,10 @@ from typing import Any
 
 import yaml
 
-from bridge.argspec import EntryPoint, Option
-from bridge.errors import BridgeError
-from bridge.naming import to_camel, to_snake
-from bridge.structs import Watch, plain
+from bridge.config.argspec import EntryPoint, Option
+from bridge.model.errors import BridgeError
+from bridge.model.names import to_camel, to_snake
+from bridge.model.records import Watch, plain
 
 __all__ = [
     "HEADER",
@@ -149,7 +151,7 @@ def plural_of(kind: str) -> str:
 def field_name(option: str, snake_case_parameters: bool = True) -> str:
     """The spec field for ``option``: its camelCase name, if the bridge converts that back.
 
-    The bridge passes spec keys to Ansible through :func:`~bridge.naming.to_snake` (unless the
+    The bridge passes spec keys to Ansible through :func:`~bridge.model.names.to_snake` (unless the
     watch sets ``snakeCaseParameters: false``: then the field is the option's own name). When
     ``to_snake(to_camel(option))`` is not ``option`` (``http_url`` -> ``HTTPURL`` ->
     ``_httpurl``), the option's own name is used if it converts to itself; if neither does
@@ -170,7 +172,8 @@ def reaches(field: str, option: str, snake_case_parameters: bool = True) -> bool
 
 def secret_field(field: str) -> str:
     """The field naming the Secret of a secret option's field: ``adminPassword`` ->
-    ``adminPasswordFrom`` (:mod:`bridge.secrets` hands its value to the role as the option)."""
+    ``adminPasswordFrom`` (:mod:`bridge.ansible.secrets` hands its value to the role as the
+    option)."""
     return f"{field}From"
 
 
@@ -579,7 +582,8 @@ def _run_schema(description: str) -> dict[str, Any]:
 
 
 def status_schema(manage_status: bool = True) -> dict[str, Any]:
-    """The ``status`` schema: what :mod:`bridge.status` writes (free-form besides, when the
+    """The ``status`` schema: what :mod:`bridge.controller.status` writes (free-form besides, when
+    the
     playbook manages the status itself)."""
     condition = {
         "type": "object",

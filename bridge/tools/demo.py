@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
-from bridge import controlplane
-from bridge.errors import BridgeError
+from bridge.model.errors import BridgeError
+from bridge.tools import controlplane
 
 #: The repository: the parent of the ``bridge`` package folder.
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / "crds"
 WATCHES = REPO / "playbooks" / "watches.yaml"
 SAMPLES = REPO / "playbooks" / "samples"
@@ -373,7 +373,7 @@ def stop(environ: Mapping[str, str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bridge.demo",
+        prog="python -m bridge.tools.demo",
         description="Start (or stop) the demo: control plane, sample CRDs, operator, a resource.",
     )
     parser.add_argument("action", nargs="?", default="start", choices=["start", "stop"])

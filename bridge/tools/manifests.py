@@ -21,7 +21,7 @@ What the operator does with the API, and so all it is granted:
   them up before it serves a namespace (without the grant it retries for about a minute,
   logging errors, then assumes the namespace exists). A cluster-wide operator needs none;
 - Leases (``coordination.k8s.io``): ``get``, ``create``, ``update``, for leader election
-  (``--leader-elect``, see :mod:`bridge.leader`), in the operator's own namespace only;
+  (``--leader-elect``, see :mod:`bridge.kube.leader`), in the operator's own namespace only;
 - Jobs and their Pods (``get``, ``list``, ``watch``, ``create``, ``delete`` Jobs; read Pods and
   their logs; ``create``/``get`` ``pods/attach``: the run's inputs go to the worker's stdin)
   only when a watch runs its playbooks with the ``job`` executor.
@@ -47,9 +47,9 @@ from typing import Any
 
 import yaml
 
-from bridge.errors import WatchesError
-from bridge.structs import Watch
-from bridge.watches import load_watches
+from bridge.config.watches import load_watches
+from bridge.model.errors import WatchesError
+from bridge.model.records import Watch
 
 __all__ = [
     "DEFAULT_OPERATOR_NAMESPACE",
@@ -334,7 +334,7 @@ def render(manifests: Iterable[Manifest], watches: Sequence[Watch]) -> str:
     """The manifests as one YAML stream under the generated-file header."""
     lines = [
         HEADER,
-        "# Least privilege for the kinds of the watches file (see bridge/manifests.py):",
+        "# Least privilege for the kinds of the watches file (see bridge/tools/manifests.py):",
         *(f"#   {watch.key}" for watch in sorted(watches, key=lambda w: w.key)),
     ]
     docs = [_render_one(m) for m in manifests]

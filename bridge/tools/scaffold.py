@@ -1,7 +1,8 @@
 """``ansible-bridge new``: wrap a role or playbook as a new kind (watches entry, CRD, sample).
 
 It appends the watches entry (comments and all of the file kept), writes the kind's CRD as
-``ansible-bridge crd`` would (:mod:`bridge.crdgen`) and a sample resource that the CRD accepts as
+``ansible-bridge crd`` would (:mod:`bridge.tools.crdgen`) and a sample resource that the CRD
+accepts as
 it is: each required field holds a placeholder for its type (the first choice when there are
 choices), each optional field with a default shows it, and a required Secret reference comes with
 a sample Secret. Nothing is overwritten: when the entry, the CRD file or the sample exists
@@ -23,10 +24,10 @@ from typing import Any
 
 import yaml
 
-from bridge import crdgen
-from bridge.errors import BridgeError, WatchesError
-from bridge.structs import Watch
-from bridge.watches import load_watches
+from bridge.config.watches import load_watches
+from bridge.model.errors import BridgeError, WatchesError
+from bridge.model.records import Watch
+from bridge.tools import crdgen
 
 __all__ = [
     "NewResult",
@@ -221,7 +222,7 @@ def new(
     """Add a watches entry for ``kind`` and write its CRD into ``out`` and a sample resource into
     ``samples`` (see the module docstring). Paths are taken as given (relative to the current
     folder); the entry names them relative to the watches file. Raises :class:`ScaffoldError`
-    (or :class:`~bridge.errors.WatchesError` for a bad entry) without writing anything."""
+    (or :class:`~bridge.model.errors.WatchesError` for a bad entry) without writing anything."""
     if (role is None) == (playbook is None):
         raise ScaffoldError("give exactly one of --role and --playbook")
     header = _WATCHES_HEADER.format(watches=watches, out=out)

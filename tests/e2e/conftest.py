@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge import controlplane
+from bridge.tools import controlplane
 from tests.conftest import Kubectl
 
 DATA = Path(__file__).parent / "data"

@@ -184,7 +184,7 @@ def test_restart_does_not_rerun_completed_generations(bridge: Bridge) -> None:
     bridge.wait_ready("done")
     assert operator.stop() == 0
 
-    bridge.operator = operator.start()
+    bridge.app.operator = operator.start()
     # A resource created after the restart proves the new operator is serving; the existing
     # one came in its initial listing, before this one's creation.
     bridge.create("later", {"message": "after restart"})
@@ -205,7 +205,7 @@ def test_restart_resumes_a_run_that_was_interrupted(bridge: Bridge) -> None:
     assert obj is not None and obj["status"].get("currentRun")  # interrupted, not finished
 
     (bridge.records / f"{bridge.namespace}.p.release").touch()
-    bridge.operator = operator.start()
+    bridge.app.operator = operator.start()
     obj = bridge.wait_ready("p")
     assert obj["status"]["lastRun"]["trigger"] == "resume"
     assert len(bridge.runs("p")) == 2
@@ -428,8 +428,8 @@ def test_secret_reference_reaches_the_playbook_and_nowhere_else(bridge: Bridge) 
     assert "********" in bad["status"]["lastRun"]["failedTasks"][0]["message"]
     assert value not in str(ok) and value not in str(bad)
     assert value not in str(bridge.events("ok") + bridge.events("bad"))
-    assert bridge.operator is not None
-    assert value not in bridge.operator.log_text()
+    assert bridge.app.operator is not None
+    assert value not in bridge.app.operator.log_text()
     for path in (bridge.workdir / "artifacts").rglob("*"):
         if path.is_file():
             assert value.encode() not in path.read_bytes(), path

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge import controlplane
+from bridge.tools import controlplane
 from tests.conftest import Kubectl
 
 pytestmark = pytest.mark.e2e

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge import crdgen, scaffold, status
-from bridge.argspec import load_argument_specs
-from bridge.structs import HostStats, RunResult
-from bridge.watches import load_watches
+from bridge.config.argspec import load_argument_specs
+from bridge.config.watches import load_watches
+from bridge.controller import status
+from bridge.model.records import HostStats, RunResult
+from bridge.tools import crdgen, scaffold
 from tests.conftest import Kubectl
 
 pytestmark = pytest.mark.e2e
@@ -199,7 +200,7 @@ def test_a_resource_without_spec_is_refused_when_fields_are_required(
 def test_the_status_the_bridge_writes_is_kept_whole(
     kubectl: Kubectl, namespace: str, sample_crds: list[str]
 ) -> None:
-    """The typed status schema prunes nothing of what bridge.status writes."""
+    """The typed status schema prunes nothing of what bridge.controller.status writes."""
     proc = apply(kubectl, namespace, load("appusers.yaml"))
     assert proc.returncode == 0, proc.stderr
     now = datetime(2026, 5, 1, 10, 0, 7, tzinfo=UTC)

@@ -284,7 +284,7 @@ def test_no_credential_value_reaches_status_events_logs_metrics_or_artifacts(
     watch["credentials"].update(becomePassword="become-password", vaultPassword="vault-password")
     watch["vars"] = {"vault_file": str(vault_file), "use_become": True}
     bridge.start([watch], "--http-host", "127.0.0.1", "--http-port", "0")
-    operator = bridge.operator
+    operator = bridge.app.operator
     assert operator is not None
     bridge.create("ok", {"message": "hello"})
     bridge.create("bad", {"message": "hello", "failTask": True})
@@ -414,6 +414,6 @@ def test_secret_field_picks_a_secret_of_the_namespace_and_refuses_another_namesp
         assert not list(bridge.records.glob("theirs.*"))
         reasons = [e["reason"] for e in bridge.events("theirs")]
         assert "SecretNotAllowed" in reasons
-        assert bridge.operator is not None and stolen not in bridge.operator.log_text()
+        assert bridge.app.operator is not None and stolen not in bridge.app.operator.log_text()
     finally:
         bridge.core.delete_namespaced_secret(f"stolen-{bridge.namespace}", "default")

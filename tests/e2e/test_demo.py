@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge import controlplane, demo
+from bridge.tools import controlplane, demo
 
 pytestmark = pytest.mark.e2e
 
@@ -46,7 +46,7 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
 
 def test_demo_starts_everything_detached_and_stop_ends_it(demo_env: dict[str, str]) -> None:
     run_dir = controlplane.default_run_dir(demo_env).resolve()
-    cmd = [sys.executable, "-m", "bridge.demo"]
+    cmd = [sys.executable, "-m", "bridge.tools.demo"]
     try:
         proc = subprocess.run(
             cmd, cwd=REPO, env=demo_env, capture_output=True, text=True, timeout=240

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bridge import controlplane
-from bridge.manifests import main
+from bridge.tools import controlplane
+from bridge.tools.manifests import main
 from tests.conftest import Kubectl
 from tests.e2e.conftest import DATA, Bridge, Operator, wait_for
 
@@ -265,7 +265,7 @@ def test_the_operator_runs_with_nothing_but_the_generated_rbac(
     kubeconfig.write_text(json.dumps(config))
     kubeconfig.chmod(0o600)
     extra = ("--kubeconfig", str(kubeconfig), "--http-host", "127.0.0.1", "--http-port", "0")
-    bridge.operator = Operator(control_plane, watches, ns, tmp_path, extra).start()
+    bridge.app.operator = Operator(control_plane, watches, ns, tmp_path, extra).start()
 
     bridge.core.create_namespaced_secret(
         ns, {"metadata": {"name": "creds"}, "stringData": {"token": "from-a-secret"}}
@@ -282,6 +282,6 @@ def test_the_operator_runs_with_nothing_but_the_generated_rbac(
     wait_for("the finalized Probe to go", lambda: bridge.get("p") is None)
     assert (bridge.records / f"{ns}.p.finalized").exists()
 
-    log = bridge.operator.log_text()
+    log = bridge.app.operator.log_text()
     refused = [line for line in log.splitlines() if "403" in line or "forbidden" in line.lower()]
     assert not refused, "\n".join(refused)

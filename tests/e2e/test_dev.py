@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge import controlplane
+from bridge.tools import controlplane
 from tests.conftest import REPO
 from tests.e2e.conftest import processes_mentioning, wait_for
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bridge.executors.job import job_manifest
-from bridge.structs import JobOptions, ResourceRef, RunSpec
+from bridge.executors.job.executor import job_manifest
+from bridge.model.records import JobOptions, ResourceRef, RunSpec
 from tests.e2e.conftest import DATA, GROUP, VERSION, Bridge, ansible_processes, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -229,8 +229,8 @@ def make_pod(bridge: Bridge, job: str, state: dict[str, Any]) -> None:
 
 
 def test_pod_transport_finds_the_running_pod_of_a_job_or_says_why_not(bridge: Bridge) -> None:
-    from bridge.errors import PermanentError, TemporaryError
-    from bridge.kube import Jobs
+    from bridge.kube.client import Jobs
+    from bridge.model.errors import PermanentError, TemporaryError
 
     jobs = Jobs(bridge.core.api_client)
     make_pod(bridge, "run-ok", {"running": {"startedAt": "2026-01-01T00:00:00Z"}})

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 def start(bridge: Bridge) -> str:
     """Start the operator on a free loopback port; its base URL."""
     bridge.start([probe_watch()], "--http-host", "127.0.0.1", "--http-port", "0")
-    operator = bridge.operator
+    operator = bridge.app.operator
     assert operator is not None
 
     def port() -> str | None:

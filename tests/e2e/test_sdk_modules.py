@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bridge import controlplane
+from bridge.tools import controlplane
 from tests.conftest import Kubectl
 from tests.e2e.conftest import DATA, GROUP, VERSION
 

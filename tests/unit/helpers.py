@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bridge.structs import ResourceRef, RunSpec
+from bridge.model.records import ResourceRef, RunSpec
 
 
 def spec_for(tmp_path: Path, **kw: Any) -> RunSpec:

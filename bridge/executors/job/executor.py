@@ -27,7 +27,7 @@ Per run (:meth:`JobExecutor.run`):
 
 Cancellation and timeouts delete the Job with ``propagationPolicy: Foreground`` (its pod goes
 first), stop the transport (the local worker's whole process tree, by the run id marker of
-:mod:`bridge.proctree`, SIGINT then SIGKILL), and only then does the cancellation reach the
+:mod:`bridge.ansible.proctree`, SIGINT then SIGKILL), and only then does the cancellation reach the
 caller. A worker stream cannot be re-attached once the operator that held its stdin is gone, so
 on its first run the executor deletes the Jobs left by an earlier operator for its watches
 (logged); the controller runs their resources again (``trigger: resume``).
@@ -52,8 +52,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from bridge import credentials, proctree, secrets
-from bridge.errors import BridgeError
+from bridge.ansible import proctree, secrets
+from bridge.config import credentials
+from bridge.config.settings import JobSettings, RunnerSettings
 from bridge.executors import EventCallback
 from bridge.executors.local import (
     EventRelay,
@@ -62,11 +63,11 @@ from bridge.executors.local import (
     runner_options,
     timeout_message,
 )
-from bridge.kube import Jobs
-from bridge.settings import JobSettings, RunnerSettings
-from bridge.structs import JobOptions, RunResult, RunSpec, RunStatus, Watch
+from bridge.kube.client import Jobs
+from bridge.model.errors import BridgeError
+from bridge.model.records import JobOptions, RunResult, RunSpec, RunStatus, Watch
 
-logger = logging.getLogger("bridge.executors.job")
+logger = logging.getLogger("bridge.executors.job.executor")
 
 #: Labels of every Job (and its pod) the executor creates.
 MANAGED_BY = "app.kubernetes.io/managed-by"

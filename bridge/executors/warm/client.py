@@ -1,6 +1,6 @@
 """The operator's side of the warm server: start and stop it, and carry out one run through it.
 
-:class:`WarmServer` is one server process (see :mod:`bridge.executors._warm_server`).
+:class:`WarmServer` is one server process (see :mod:`bridge.executors.warm.server`).
 :func:`execute` does for a forked run what ``ansible_runner.Runner.run`` does for a spawned
 ``ansible-playbook``: the same artifacts (``command``, ``job_events/``, ``stdout``, ``stderr``,
 ``rc``, ``status``), written by the same ``Runner`` callbacks from the same output read from a
@@ -28,10 +28,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bridge.executors import _warm_server
-from bridge.executors._warm_config import Identity
+from bridge.executors.warm import server as _warm_server
+from bridge.executors.warm.config import Identity
 
-logger = logging.getLogger("bridge.executors.warm")
+logger = logging.getLogger("bridge.executors.warm.executor")
 
 _SERVER_SCRIPT = Path(_warm_server.__file__)
 #: Seconds to wait for the last output once the run's process has exited (as ansible-runner).

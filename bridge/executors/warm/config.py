@@ -19,7 +19,7 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bridge import proctree
+from bridge.ansible import proctree
 
 #: Variables the server sets per run itself (they are not read at import).
 PER_RUN = frozenset({proctree.MARKER, "AWX_ISOLATED_DATA_DIR", "ANSIBLE_CACHE_PLUGIN_CONNECTION"})

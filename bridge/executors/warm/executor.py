@@ -2,15 +2,16 @@
 
 Starting ``ansible-playbook`` costs a new Python importing Ansible and loading its plugin
 machinery before the first task, most of a trivial run's time. :class:`WarmExecutor` keeps one
-server process (:mod:`bridge.executors._warm_server`) that did that once, and forks a child of
+server process (:mod:`bridge.executors.warm.server`) that did that once, and forks a child of
 it per run. The child becomes the process ansible-runner would have spawned (own session on a
 pseudo-terminal, the run's environment and working folder, ansible-runner's ``awx_display``
 stdout callback) and calls Ansible's CLI in-process; the operator reads the terminal and writes
-the artifacts with ansible-runner's own ``Runner`` callbacks (:mod:`bridge.executors._warm_client`).
+the artifacts with ansible-runner's own ``Runner`` callbacks (:mod:`bridge.executors.warm.client`).
 Everything else is as in :class:`~bridge.executors.local.LocalExecutor`: the private data dir
 (0700, ``env/extravars`` 0600, the generated role playbook, the localhost inventory), the
 artifacts per run id and their rotation, the events streamed to ``on_event`` and read by
-:class:`~bridge.results.ResultBuilder`, the ``ANSIBLE_BRIDGE_RUN_ID`` marker of every process of
+:class:`~bridge.ansible.results.ResultBuilder`, the ``ANSIBLE_BRIDGE_RUN_ID`` marker of every
+process of
 the run, cancellation and timeouts (SIGINT the run's processes, SIGKILL after the grace period,
 and only then does the caller see the cancellation), secrets scrubbed from the artifacts.
 
@@ -22,13 +23,13 @@ decided *at import* is shared, so:
 * a run whose configuration as read at import differs from the server's (working folder,
   ``ansible.cfg`` found and its content, ``ANSIBLE_*`` and the few other variables read at
   import, the ``ansible-playbook`` on ``PATH``) runs with the local executor instead, and the
-  reason is logged (see :mod:`bridge.executors._warm_config`); when only the project's
+  reason is logged (see :mod:`bridge.executors.warm.config`); when only the project's
   ``ansible.cfg`` was edited, the server is restarted to read it, and when several runs in a
   row differ from it in the same way (:attr:`WarmSettings.switch_after`), a server for them
   replaces it;
 * per-process state decided at import is redone in the child: the local temporary folder, the
   random part of play/task UUIDs, colours and line buffering for a terminal, the stdout lock
-  against forks (see :func:`bridge.executors._warm_server._become_fresh_process`).
+  against forks (see :func:`bridge.executors.warm.server._become_fresh_process`).
 
 The server is started on the first run, in that run's folder and environment (so it serves the
 runs of that project); if it dies it is started again, and if it cannot start, runs fall back
@@ -53,11 +54,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge import proctree, secrets
+from bridge.ansible import proctree, secrets
+from bridge.config.settings import RunnerSettings
 from bridge.executors import EventCallback
-from bridge.executors._warm_client import RunLost, WarmError, WarmServer, execute, interpreter_of
-from bridge.executors._warm_config import PER_RUN, Identity, differences, identity, read_at_import
-from bridge.executors._warm_server import PLACEHOLDER
 from bridge.executors.local import (
     EventRelay,
     LocalExecutor,
@@ -66,10 +65,12 @@ from bridge.executors.local import (
     runner_options,
     timeout_message,
 )
-from bridge.settings import RunnerSettings
-from bridge.structs import RunResult, RunSpec, RunStatus
+from bridge.executors.warm.client import RunLost, WarmError, WarmServer, execute, interpreter_of
+from bridge.executors.warm.config import PER_RUN, Identity, differences, identity, read_at_import
+from bridge.executors.warm.server import PLACEHOLDER
+from bridge.model.records import RunResult, RunSpec, RunStatus
 
-logger = logging.getLogger("bridge.executors.warm")
+logger = logging.getLogger("bridge.executors.warm.executor")
 
 #: Variables of the first run's environment the server keeps besides the operator's own and
 #: those read at import (a run's other variables, which may be secrets, are not kept).
@@ -150,7 +151,8 @@ class WarmExecutor:
             return await self._local.run(spec, on_event)
         if spec.credentials is not None or spec.inventory_text is not None:
             # ansible-runner's ssh-agent wrapper, password files and the run's own inventory
-            # are the local executor's (bridge.credentials); the warm server has none of them.
+            # are the local executor's (bridge.config.credentials); the warm server has none of
+            # them.
             self.counts["local"] += 1
             logger.info(
                 "run %s has credentials or an inventory from the cluster: the local executor "

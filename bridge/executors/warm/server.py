@@ -1,6 +1,6 @@
 """The warm server: imports Ansible once, then forks a fresh ``ansible-playbook`` per run.
 
-Started by :mod:`bridge.executors._warm_client` as ``python -P _warm_server.py <fd> <playbook bin>``
+Started by :mod:`bridge.executors.warm.client` as ``python -P _warm_server.py <fd> <playbook bin>``
 (a script, so it needs only the standard library and Ansible; ``-P`` keeps the current folder off
 ``sys.path``). It runs single-threaded in the environment and working folder a run would have, so
 what Ansible reads at import (``ansible.cfg``, ``ANSIBLE_*``, the locale) is what the run would
@@ -19,7 +19,8 @@ Protocol, over a ``SOCK_SEQPACKET`` Unix socket (one JSON object per message):
 * server -> client, on that reply socket: ``{"pid"}`` with a pidfd of the child, later
   ``{"status": <wait status>}`` when it has exited (or ``{"error"}`` if it could not start).
 
-The run's process tree is found by :mod:`bridge.proctree` through the ``ANSIBLE_BRIDGE_RUN_ID``
+The run's process tree is found by :mod:`bridge.ansible.proctree` through the
+``ANSIBLE_BRIDGE_RUN_ID``
 variable in ``/proc/<pid>/environ``. That file shows the environment a process was *started*
 with, which a forked child shares with the server; so the server is started with a placeholder
 value and each child overwrites it in place in its own memory, before it forks anything.
@@ -45,7 +46,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-#: The marker variable of bridge.proctree (this script must not import the bridge package).
+#: The marker variable of bridge.ansible.proctree (this script must not import the bridge package).
 MARKER = "ANSIBLE_BRIDGE_RUN_ID"
 #: The server's marker value: long enough to be overwritten by any run id that fits in it.
 PLACEHOLDER = "-" * 128
@@ -208,13 +209,13 @@ _MODULES: Any = None
 
 
 def _modules() -> Any:
-    """:mod:`bridge.executors._warm_modules`, loaded by path once (this script is not run as
+    """:mod:`bridge.executors.warm.modules`, loaded by path once (this script is not run as
     part of a package)."""
     global _MODULES
     if _MODULES is None:
         import importlib.util
 
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_warm_modules.py")
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules.py")
         spec = importlib.util.spec_from_file_location("_ansible_bridge_warm_modules", path)
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {path}")
@@ -224,7 +225,7 @@ def _modules() -> Any:
     return _MODULES
 
 
-#: The socket that reaches the module zygote (see _warm_modules), when it started.
+#: The socket that reaches the module zygote (see bridge.executors.warm.modules), when it started.
 _ZYGOTE: socket.socket | None = None
 
 

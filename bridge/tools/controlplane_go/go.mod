@@ -1,5 +1,5 @@
 // Pinned Kubernetes control plane for tests and `ansible-bridge dev`: kube-apiserver, etcd and
-// kubectl are built from these modules by bridge/controlplane.py. Bump all versions together.
+// kubectl are built from these modules by bridge/tools/controlplane.py. Bump all versions together.
 module ansible-bridge.io/controlplane
 
 go 1.25.0

@@ -1,4 +1,5 @@
-"""The disk bound on run artifacts (bridge.artifacts), and finding a drift check's output."""
+"""The disk bound on run artifacts (bridge.ansible.artifacts), and finding a drift check's
+output."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.artifacts import (
+from bridge.ansible.artifacts import (
     DEFAULT_MAX_BYTES,
     RunFolder,
     parse_size,
@@ -16,9 +17,9 @@ from bridge.artifacts import (
     to_remove,
     tree_size,
 )
-from bridge.cli import _operator_settings, build_parser, main
-from bridge.settings import OperatorSettings
-from bridge.web import LogsError, run_dir
+from bridge.app.web import LogsError, run_dir
+from bridge.cli.main import _operator_settings, build_parser, main
+from bridge.config.settings import OperatorSettings
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from yaml.resolver import Resolver
 
-from bridge.inputs import Unsafe, build_extravars, dump_extravars, object_var_name
-from bridge.structs import FinalizerSpec, Watch
+from bridge.ansible.inputs import Unsafe, build_extravars, dump_extravars, object_var_name
+from bridge.model.records import FinalizerSpec, Watch
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 

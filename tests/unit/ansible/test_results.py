@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 
-from bridge.results import (
+from bridge.ansible.results import (
     MESSAGE_LIMIT,
     NO_LOG_MESSAGE,
     ResultBuilder,
@@ -22,9 +22,16 @@ from bridge.results import (
     failure_message,
     summarize,
 )
-from bridge.structs import ChangedTask, FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
+from bridge.model.records import (
+    ChangedTask,
+    FailedTask,
+    HostStats,
+    RunnerEvent,
+    RunResult,
+    RunStatus,
+)
 
-EVENTS = Path(__file__).parent / "data" / "events"
+EVENTS = Path(__file__).parent.parent / "data" / "events"
 
 
 def load(name: str) -> dict[str, Any]:

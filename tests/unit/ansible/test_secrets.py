@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge import secrets
-from bridge.errors import PermanentError
-from bridge.structs import FailedTask, RunResult
+from bridge.ansible import secrets
+from bridge.model.errors import PermanentError
+from bridge.model.records import FailedTask, RunResult
 
 STORE = {("ns", "db"): {"password": base64.b64encode(b"hunter2").decode()}}
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bridge.logs import AnsiStripper, JsonFormatter, logs_url
-from bridge.metrics import RunMetrics
-from bridge.reconcile import RunObserver
-from bridge.structs import RunResult, Watch
-from bridge.web import CLUSTER_SCOPED, LogsError, find_watch, locate, plural, runs
+from bridge.app.logs import AnsiStripper, JsonFormatter, logs_url
+from bridge.app.metrics import RunMetrics
+from bridge.app.web import CLUSTER_SCOPED, LogsError, find_watch, locate, plural, runs
+from bridge.controller.reconcile import RunObserver
+from bridge.model.records import RunResult, Watch
 
 PROBE = Watch(group="test.io", version="v1", kind="Probe", playbook=Path("/p.yml"))
 OTHER = Watch(group="other.io", version="v1", kind="Policy", playbook=Path("/p.yml"))
@@ -216,7 +216,7 @@ def test_colour_codes_are_stripped_across_chunk_boundaries() -> None:
 
 def _record(**extra: object) -> logging.LogRecord:
     record = logging.LogRecord(
-        "bridge.reconcile", logging.INFO, __file__, 1, "run %s", ("x",), None
+        "bridge.controller.reconcile", logging.INFO, __file__, 1, "run %s", ("x",), None
     )
     record.__dict__.update(extra)
     return record
@@ -225,7 +225,7 @@ def _record(**extra: object) -> logging.LogRecord:
 def test_json_lines_carry_the_run_context_when_given() -> None:
     line = JsonFormatter().format(_record(run_id="abc", resource="probes.test.io/ns/p1"))
     entry = json.loads(line)
-    assert entry["level"] == "INFO" and entry["logger"] == "bridge.reconcile"
+    assert entry["level"] == "INFO" and entry["logger"] == "bridge.controller.reconcile"
     assert entry["message"] == "run x"
     assert entry["run_id"] == "abc" and entry["resource"] == "probes.test.io/ns/p1"
     assert entry["time"].endswith("Z")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bridge.argspec import (
+from bridge.config.argspec import (
     ArgumentSpecError,
     EntryPoint,
     Option,
@@ -19,10 +19,10 @@ from bridge.argspec import (
     role_argument_spec_file,
     secret_paths,
 )
-from bridge.errors import WatchesError
-from bridge.watches import load_watches
+from bridge.config.watches import load_watches
+from bridge.model.errors import WatchesError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PLAYBOOKS = REPO / "playbooks"
 
 

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge import credentials
-from bridge.credentials import Credentials, CredentialsError, InventorySource
-from bridge.errors import PermanentError, WatchesError
-from bridge.structs import ResourceRef, RunCredentials, RunSpec
-from bridge.watches import load_watches
+from bridge.config import credentials
+from bridge.config.credentials import Credentials, CredentialsError, InventorySource
+from bridge.config.watches import load_watches
+from bridge.model.errors import PermanentError, WatchesError
+from bridge.model.records import ResourceRef, RunCredentials, RunSpec
 
 KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\n"
@@ -399,7 +399,7 @@ def load_one(tmp_path: Path, **extra: Any) -> Any:
 
 
 def test_crd_gets_the_secret_field_as_a_plain_secret_name(tmp_path: Path) -> None:
-    from bridge import crdgen
+    from bridge.tools import crdgen
 
     creds = {"secretField": "credentialsSecret", "sshPrivateKey": "ssh-privatekey"}
     [crd] = crdgen.generate([load_one(tmp_path, credentials=creds)])
@@ -414,7 +414,7 @@ def test_crd_gets_the_secret_field_as_a_plain_secret_name(tmp_path: Path) -> Non
 
 
 def test_rbac_reads_config_maps_only_when_an_inventory_comes_from_one(tmp_path: Path) -> None:
-    from bridge import manifests
+    from bridge.tools import manifests
 
     def resources(watch: Any) -> set[str]:
         return {

@@ -1,6 +1,7 @@
 """The Operator SDK's options and behaviours, without a cluster: its per-kind environment
-variables, flags and annotations (bridge.sdk), its Running/Successful/Failure conditions
-(bridge.status), and requeue_after (bridge.results, bridge.reconcile.decide)."""
+variables, flags and annotations (bridge.config.sdk), its Running/Successful/Failure conditions
+(bridge.controller.status), and requeue_after (bridge.ansible.results,
+bridge.controller.reconcile.decide)."""
 
 from __future__ import annotations
 
@@ -14,18 +15,19 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge import cli, sdk
-from bridge.executors.local import LocalExecutor, runner_cmdline, runner_options
-from bridge.reconcile import Done, decide
-from bridge.results import requeue_period
-from bridge.settings import OperatorSettings, RunnerSettings
-from bridge.status import (
+from bridge.ansible.results import requeue_period
+from bridge.cli import main as cli
+from bridge.config import sdk
+from bridge.config.settings import OperatorSettings, RunnerSettings
+from bridge.controller.reconcile import Done, decide
+from bridge.controller.status import (
     error_patch,
     finished_patch,
     sdk_ansible_result,
     started_patch,
 )
-from bridge.structs import (
+from bridge.executors.local import LocalExecutor, runner_cmdline, runner_options
+from bridge.model.records import (
     FailedTask,
     HostStats,
     RunnerEvent,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.errors import WatchesError
-from bridge.structs import FinalizerSpec, Watch
-from bridge.watches import load_watches, parse_duration
+from bridge.config.watches import load_watches, parse_duration
+from bridge.model.errors import WatchesError
+from bridge.model.records import FinalizerSpec, Watch
 
 HEAD = """\
 - group: cache.example.com

@@ -15,12 +15,18 @@ from typing import Any
 
 import pytest
 
+from bridge.config.settings import OperatorSettings, RunnerSettings
+from bridge.controller.reconcile import (
+    Controller,
+    Done,
+    annotations_digest,
+    decide,
+    reconcile_period,
+)
 from bridge.executors import EventCallback
 from bridge.executors.local import CHECK_CMDLINE, LocalExecutor, runner_cmdline
-from bridge.kube import ObjectKey
-from bridge.reconcile import Controller, Done, annotations_digest, decide, reconcile_period
-from bridge.settings import OperatorSettings, RunnerSettings
-from bridge.structs import (
+from bridge.kube.client import ObjectKey
+from bridge.model.records import (
     ChangedTask,
     FinalizerSpec,
     HostStats,

@@ -1,4 +1,5 @@
-"""When runs happen across resources (bridge.scheduling): jitter and prioritised run slots."""
+"""When runs happen across resources (bridge.controller.scheduling): jitter and prioritised run
+slots."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from bridge import scheduling
+from bridge.config.settings import OperatorSettings, RunnerSettings
+from bridge.controller import scheduling
+from bridge.controller.reconcile import Controller, decide
+from bridge.controller.scheduling import BACKGROUND, URGENT, PrioritySlots, jitter, priority
 from bridge.executors import EventCallback
-from bridge.kube import ObjectKey
-from bridge.reconcile import Controller, decide
-from bridge.scheduling import BACKGROUND, URGENT, PrioritySlots, jitter, priority
-from bridge.settings import OperatorSettings, RunnerSettings
-from bridge.structs import HostStats, RunResult, RunSpec, Watch
+from bridge.kube.client import ObjectKey
+from bridge.model.records import HostStats, RunResult, RunSpec, Watch
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 WATCH = Watch(group="a.io", version="v1", kind="A", playbook=Path("/p.yml"))

@@ -15,8 +15,8 @@ from typing import Any, cast
 
 import pytest
 
-from bridge.results import ResultBuilder
-from bridge.status import (
+from bridge.ansible.results import ResultBuilder
+from bridge.controller.status import (
     MAX_DRIFTED_TASKS,
     MAX_FAILED_TASKS,
     Condition,
@@ -30,11 +30,18 @@ from bridge.status import (
     rfc3339,
     started_patch,
 )
-from bridge.structs import ChangedTask, FailedTask, HostStats, RunnerEvent, RunResult, RunStatus
+from bridge.model.records import (
+    ChangedTask,
+    FailedTask,
+    HostStats,
+    RunnerEvent,
+    RunResult,
+    RunStatus,
+)
 from tests.unit.helpers import merge
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
-EVENTS = Path(__file__).parent / "data" / "events"
+EVENTS = Path(__file__).parent.parent / "data" / "events"
 
 
 def at(seconds: int) -> datetime:

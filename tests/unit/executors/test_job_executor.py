@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from bridge import proctree
-from bridge.errors import WatchesError
-from bridge.executors.job import (
+from bridge.ansible import proctree
+from bridge.config.settings import JobSettings, OperatorSettings, RunnerSettings
+from bridge.config.watches import load_watches
+from bridge.executors.job.executor import (
     LABEL_GENERATION,
     LABEL_RUN_ID,
     LABEL_UID,
@@ -26,10 +27,9 @@ from bridge.executors.job import (
 )
 from bridge.executors.local import LocalExecutor
 from bridge.executors.router import ExecutorRouter, build_executor
-from bridge.executors.warm import WarmExecutor
-from bridge.settings import JobSettings, OperatorSettings, RunnerSettings
-from bridge.structs import JobOptions, ResourceRef, RunnerEvent, RunResult, RunSpec, Watch
-from bridge.watches import load_watches
+from bridge.executors.warm.executor import WarmExecutor
+from bridge.model.errors import WatchesError
+from bridge.model.records import JobOptions, ResourceRef, RunnerEvent, RunResult, RunSpec, Watch
 
 UID = "0b6f3c4e-1111-2222-3333-444455556666"
 RESOURCE = ResourceRef("test.io/v1", "Probe", "team-a", "p1", UID)
@@ -269,7 +269,7 @@ def test_build_executor_without_per_watch_executors_is_the_default_one(tmp_path:
 
 
 class MemoryJobs:
-    """An in-memory stand-in for :class:`bridge.kube.Jobs` (the e2e tests use the API)."""
+    """An in-memory stand-in for :class:`bridge.kube.client.Jobs` (the e2e tests use the API)."""
 
     def __init__(self, existing: list[dict[str, Any]] | None = None) -> None:
         self.jobs: dict[str, dict[str, Any]] = {j["metadata"]["name"]: j for j in existing or []}
@@ -493,7 +493,7 @@ class HttpPod(MemoryJobs):
 
 
 def test_pod_transport_sends_stdin_and_processes_the_log_stream(tmp_path: Path) -> None:
-    from bridge.executors.job import PodTransport
+    from bridge.executors.job.executor import PodTransport
 
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
     spec = spec_of(

@@ -26,15 +26,15 @@ from typing import Any
 
 import pytest
 
-from bridge import proctree
-from bridge.executors import _warm_config
+from bridge.ansible import proctree
+from bridge.ansible.inputs import Unsafe
+from bridge.config.settings import RunnerSettings
 from bridge.executors.local import LocalExecutor
-from bridge.executors.warm import WarmExecutor, WarmSettings
-from bridge.inputs import Unsafe
-from bridge.settings import RunnerSettings
-from bridge.structs import FailedTask, HostStats, ResourceRef, RunnerEvent, RunResult, RunSpec
+from bridge.executors.warm import config as _warm_config
+from bridge.executors.warm.executor import WarmExecutor, WarmSettings
+from bridge.model.records import FailedTask, HostStats, ResourceRef, RunnerEvent, RunResult, RunSpec
 
-DATA = Path(__file__).parent / "data" / "warm" / "project"
+DATA = Path(__file__).parent.parent / "data" / "warm" / "project"
 RESOURCE = ResourceRef("demo.example/v1", "Thing", "default", "thing", "uid-1")
 
 
@@ -324,7 +324,7 @@ def test_close_cancels_runs_in_flight(tmp_path: Path) -> None:
     result = asyncio.run(scenario())
     assert servers[0] is not None and not Path(f"/proc/{servers[0]}").exists()
     zygote, zygote_cmdline = zygotes[0]
-    assert "_warm_server.py" in zygote_cmdline  # the module's parent: the zygote, not a shell
+    assert "warm/server.py" in zygote_cmdline  # the module's parent: the zygote, not a shell
     deadline = time.monotonic() + 10
     while Path(f"/proc/{zygote}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -407,7 +407,7 @@ def test_concurrent_runs(project: Path, warm: WarmExecutor) -> None:
 def test_a_different_config_falls_back_to_local(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bridge.executors.warm")
+    caplog.set_level(logging.INFO, logger="bridge.executors.warm.executor")
     project = copy_project(tmp_path)
     other = copy_project(tmp_path / "other")
     (other / "ansible.cfg").write_text("[defaults]\nforks = 7\n")
@@ -582,7 +582,7 @@ def test_the_server_follows_a_steady_change(
 ) -> None:
     """The server is started for the first run; when later runs keep differing from it in the
     same way, a server for them replaces it."""
-    caplog.set_level(logging.INFO, logger="bridge.executors.warm")
+    caplog.set_level(logging.INFO, logger="bridge.executors.warm.executor")
     project = copy_project(tmp_path)
     executor = WarmExecutor(settings_for(tmp_path), WarmSettings(switch_after=2))
     try:
@@ -642,7 +642,7 @@ def test_module_runs_are_forked_and_see_what_a_new_process_sees(
     seen, expected = lines_of(forked), lines_of(started)
     # The built-in shell module ran in a child of the zygote (forked from the warm server's
     # interpreter), not in a new Python under /bin/sh as with the local executor.
-    assert "_warm_server.py" in seen.pop("parent")
+    assert "warm/server.py" in seen.pop("parent")
     assert "_warm_server.py" not in expected.pop("parent")
     assert seen.pop("marker") == f"ANSIBLE_BRIDGE_RUN_ID={warm_spec.run_id}"
     assert expected.pop("marker") == f"ANSIBLE_BRIDGE_RUN_ID={local_spec.run_id}"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.executors import _warm_modules as wm
+from bridge.executors.warm import modules as wm
 
 PY = "/venv/bin/python3"
 SCRIPT = "/root/.ansible/tmp/ansible-tmp-1.2-3-4/AnsiballZ_file.py"

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from bridge.cli import _leader_election as leader_election_settings
-from bridge.cli import build_parser
-from bridge.errors import ConflictError, TemporaryError
-from bridge.leader import (
+from bridge.cli.main import _leader_election as leader_election_settings
+from bridge.cli.main import build_parser
+from bridge.config.settings import LeaderElectionSettings
+from bridge.kube.leader import (
     LeaderElector,
     LeaseRecord,
     can_acquire,
@@ -32,7 +32,7 @@ from bridge.leader import (
     released,
     timing_error,
 )
-from bridge.settings import LeaderElectionSettings
+from bridge.model.errors import ConflictError, TemporaryError
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
 

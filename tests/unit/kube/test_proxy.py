@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 
-from bridge.dependents import Stream, comparable, owners_of, watches_dependent
-from bridge.kube import Credentials
-from bridge.proxy import (
+from bridge.config.watches import load_watches
+from bridge.controller.reconcile import decide
+from bridge.kube.client import Credentials
+from bridge.kube.dependents import Stream, comparable, owners_of, watches_dependent
+from bridge.kube.proxy import (
     PRIMARY_RESOURCE,
     PRIMARY_RESOURCE_TYPE,
     ApiProxy,
@@ -30,9 +32,7 @@ from bridge.proxy import (
     mark_owner,
     uses_owner_reference,
 )
-from bridge.reconcile import decide
-from bridge.structs import FinalizerSpec, Watch
-from bridge.watches import load_watches
+from bridge.model.records import FinalizerSpec, Watch
 
 MEMCACHED = Watch(group="cache.example.com", version="v1alpha1", kind="Memcached")
 CLUSTERED = Watch(group="cache.example.com", version="v1alpha1", kind="Fleet", scope="Cluster")
@@ -415,7 +415,7 @@ def test_the_dependents_keys_are_read(tmp_path: Path) -> None:
     ],
 )
 def test_bad_dependents_keys_are_named(tmp_path: Path, extra: str, message: str) -> None:
-    from bridge.errors import WatchesError
+    from bridge.model.errors import WatchesError
 
     with pytest.raises(WatchesError, match=message.replace("[", r"\[").replace("{", r"\{")):
         load(tmp_path, extra)
@@ -434,7 +434,7 @@ def deployment_event(kind: str, uid: str, version: str, replicas: int = 1) -> di
 def run_events(events: list[dict[str, Any]], own: set[tuple[str, str]]) -> list[str]:
     """Feed watch events to a :class:`Dependents` (as its watch would) and return the dependents
     that ran their owner, in order. The last event must run it: that is when it ends."""
-    from bridge.dependents import Dependents
+    from bridge.kube.dependents import Dependents
 
     async def scenario() -> list[str]:
         seen: list[str] = []

@@ -1,11 +1,11 @@
-"""bridge.bodies: the compact copy of a body the controller keeps."""
+"""bridge.model.bodies: the compact copy of a body the controller keeps."""
 
 from __future__ import annotations
 
 import copy
 import json
 
-from bridge.bodies import SHORT, keep
+from bridge.model.bodies import SHORT, keep
 
 BODY = {
     "apiVersion": "bench.ansible-bridge.io/v1alpha1",

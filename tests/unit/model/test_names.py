@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 import pytest
 
-from bridge.naming import snake_keys, to_camel, to_snake
+from bridge.model.names import snake_keys, to_camel, to_snake
 
 # TestToSnake in internal/ansible/paramconv/paramconv_test.go
 # (github.com/operator-framework/ansible-operator-plugins).

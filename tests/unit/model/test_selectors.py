@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.selectors import matches
+from bridge.model.selectors import matches
 
 
 def test_match_labels_requires_every_pair() -> None:

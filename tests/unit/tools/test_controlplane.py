@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import controlplane
-from bridge.errors import ControlPlaneError
+from bridge.model.errors import ControlPlaneError
+from bridge.tools import controlplane
 
 
 def test_pinned_versions_come_from_the_go_mod() -> None:

@@ -11,14 +11,19 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge import crdgen
-from bridge.argspec import EntryPoint, iter_options, load_argument_specs, parse_argument_specs
-from bridge.cli import main
-from bridge.naming import to_camel, to_snake
-from bridge.structs import Watch
-from bridge.watches import load_watches
+from bridge.cli.main import main
+from bridge.config.argspec import (
+    EntryPoint,
+    iter_options,
+    load_argument_specs,
+    parse_argument_specs,
+)
+from bridge.config.watches import load_watches
+from bridge.model.names import to_camel, to_snake
+from bridge.model.records import Watch
+from bridge.tools import crdgen
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PLAYBOOKS = REPO / "playbooks"
 COLLECTIONS = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
 COLLECTIONS = COLLECTIONS / "site-packages" / "ansible_collections"

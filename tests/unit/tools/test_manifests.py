@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge import manifests
-from bridge.cli import build_parser
-from bridge.manifests import Manifest, generate, main, rbac_manifests, render
-from bridge.structs import Watch
+from bridge.cli.main import build_parser
+from bridge.model.records import Watch
+from bridge.tools import manifests
+from bridge.tools.manifests import Manifest, generate, main, rbac_manifests, render
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 
 #: A rule flattened: (apiGroup, resource, verb).

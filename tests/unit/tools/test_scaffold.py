@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from bridge import crdgen, scaffold
-from bridge.argspec import parse_argument_specs
-from bridge.cli import main
-from bridge.scaffold import ScaffoldError, new, sample_spec
-from bridge.structs import Watch
+from bridge.cli.main import main
+from bridge.config.argspec import parse_argument_specs
+from bridge.model.records import Watch
+from bridge.tools import crdgen, scaffold
+from bridge.tools.scaffold import ScaffoldError, new, sample_spec
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / "playbooks" / "roles" / "service_config"
 PLAYBOOKS = REPO / "playbooks"
 

@@ -1,0 +1,1 @@
+"""The running operator process: start-up, HTTP server, metrics and logging."""

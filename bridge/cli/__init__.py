@@ -1,0 +1,1 @@
+"""The ``ansible-bridge`` command line: ``main`` parses and dispatches, ``dev`` runs a dev set-up."""

@@ -1,0 +1,2 @@
+"""Configuration read at start-up: watches.yaml, settings, argument specs, credentials (no
+network)."""

@@ -1,0 +1,1 @@
+"""The controller: what each resource needs (decide), its runs, their outcome and its status."""

@@ -1,0 +1,2 @@
+"""Developer tools, never imported by the running operator: CRDs, manifests, scaffold, demo,
+control plane."""
