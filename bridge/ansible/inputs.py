@@ -29,7 +29,8 @@ import yaml
 
 from bridge.model.errors import PermanentError
 from bridge.model.names import snake_keys
-from bridge.model.records import ResourceRef, RunSpec, Trigger, Watch
+from bridge.model.records import ResourceRef, RunSpec, Trigger
+from bridge.model.watch import Watch
 
 
 class Unsafe(str):
@@ -93,14 +94,16 @@ def build_extravars(
     raw_metadata = body.get("metadata")
     metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, Mapping) else {}
     # The resource's content; the names of the variables holding it are the bridge's.
-    data = _mark_unsafe if watch.mark_unsafe else _plain
+    data = _mark_unsafe if watch.automation.mark_unsafe else _plain
 
     # ``spec``: the spec with Secret references resolved (bridge.ansible.secrets); the object
     # variables
     # below keep the references, never the values.
     values: Mapping[str, Any] = original if spec is None else spec
-    parameters: dict[str, Any] = snake_keys(values) if watch.snake_case_parameters else dict(values)
-    if watch.mark_unsafe:
+    parameters: dict[str, Any] = (
+        snake_keys(values) if watch.automation.snake_case_parameters else dict(values)
+    )
+    if watch.automation.mark_unsafe:
         parameters = {
             key: value for key, value in parameters.items() if not _is_ansible_setting(key)
         }
@@ -115,9 +118,9 @@ def build_extravars(
 
     # As in the SDK, the watch's vars come after the spec: the operator's author has the last
     # word over a resource's values (and over ansible_operator_meta). They are trusted.
-    extravars.update(_plain(watch.vars))
-    if finalizing and watch.finalizer is not None:
-        extravars.update(_plain(watch.finalizer.vars))
+    extravars.update(_plain(watch.automation.vars))
+    if finalizing and watch.automation.finalizer is not None:
+        extravars.update(_plain(watch.automation.finalizer.vars))
     return extravars
 
 
@@ -220,13 +223,16 @@ def run_spec(
     one (with the finalizer's vars on top, as the Operator SDK does). Raises PermanentError with
     reason ``PlaybookNotFound`` when the playbook or role has gone since start-up.
     """
-    playbook, role = watch.playbook, watch.role
+    playbook, role = watch.automation.playbook, watch.automation.role
     if (
         finalizing
-        and watch.finalizer is not None
-        and (watch.finalizer.playbook is not None or watch.finalizer.role is not None)
+        and watch.automation.finalizer is not None
+        and (
+            watch.automation.finalizer.playbook is not None
+            or watch.automation.finalizer.role is not None
+        )
     ):
-        playbook, role = watch.finalizer.playbook, watch.finalizer.role
+        playbook, role = watch.automation.finalizer.playbook, watch.automation.finalizer.role
     target = playbook or role
     if target is None or not target.exists():
         raise PermanentError(
@@ -242,14 +248,14 @@ def run_spec(
         trigger=trigger,
         playbook=playbook,
         role=role,
-        hosts="all" if watch.inventory is not None else "localhost",
-        gather_facts=watch.gather_facts,
+        hosts="all" if watch.automation.inventory is not None else "localhost",
+        gather_facts=watch.automation.gather_facts,
         extravars=build_extravars(body, watch, finalizing=finalizing, spec=spec),
         secrets=secrets,
         envvars=dict(envvars or {}),
-        inventory=watch.inventory,
+        inventory=watch.automation.inventory,
         artifact_dir=resource_dir(artifacts_root, watch, ref) / "artifacts",
-        max_artifacts=watch.max_runner_artifacts,
-        timeout=watch.timeout,
+        max_artifacts=watch.policy.max_runner_artifacts,
+        timeout=watch.automation.timeout,
         project_dir=project_dir,
     )

@@ -20,7 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 
-from bridge.model.records import RunResult, RunStatus, Watch
+from bridge.model.records import RunResult, RunStatus
+from bridge.model.watch import Watch
 
 #: Seconds; playbook runs take from about a second to hours.
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -106,7 +107,7 @@ class RunMetrics:
             self.duration.labels(*labels)
             self.in_flight.labels(*labels)
             self.queued_runs.labels(*labels)
-            if watch.drift_interval is not None:
+            if watch.policy.drift_interval is not None:
                 for verdict in CHECK_VERDICTS:
                     self.checks.labels(*labels, verdict)
 

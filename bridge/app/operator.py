@@ -70,7 +70,7 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
     if settings.inject_owner_ref:
         proxy = ApiProxy(
             credentials(settings.kubeconfig),
-            serves=lambda w: (w.executor or settings.runner.executor) != "job",
+            serves=lambda w: (w.executor.name or settings.runner.executor) != "job",
         )
     controller = Controller(
         settings, executor, kube, handlers.post_event, observer=metrics, identities=proxy

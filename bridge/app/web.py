@@ -32,7 +32,8 @@ from bridge.ansible.secrets import redact
 from bridge.app.metrics import RunMetrics
 from bridge.config.settings import HttpSettings
 from bridge.model.errors import BridgeError
-from bridge.model.records import ResourceRef, Watch
+from bridge.model.records import ResourceRef
+from bridge.model.watch import Watch
 
 logger = logging.getLogger("bridge.app.web")
 

@@ -26,13 +26,13 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bridge.model.errors import PermanentError
+from bridge.model.watch import EntryPoint, Option
 
 __all__ = [
     "ANSIBLE_TYPES",
@@ -91,48 +91,6 @@ class ArgumentSpecError(PermanentError):
         super().__init__(f"{where}: {message}")
         self.path = path
         self.key = key
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option of an entry point (or a sub-option of a dict option), as Ansible reads it."""
-
-    name: str
-    #: As written (``str`` when absent); may be a type Ansible does not know.
-    type: str = "str"
-    required: bool = False
-    #: The documented default; meaningful only when ``has_default``.
-    default: Any = None
-    has_default: bool = False
-    #: Allowed values (for a list: of its elements); empty when any value goes.
-    choices: tuple[Any, ...] = ()
-    #: The type of a list's elements; None when not given.
-    elements: str | None = None
-    #: Paragraphs, as written (Ansible markup such as ``C(...)`` included).
-    description: tuple[str, ...] = ()
-    no_log: bool = False
-    #: Sub-options (of a ``dict``, or of each element of a ``list``); None: no ``options``.
-    options: tuple[Option, ...] | None = None
-
-    @property
-    def checks_options(self) -> bool:
-        """Whether Ansible validates values against :attr:`options`: only for a ``dict`` or a
-        ``list`` of ``dict``; elsewhere they only document the value's shape."""
-        return self.options is not None and (
-            self.type == "dict" or (self.type == "list" and self.elements == "dict")
-        )
-
-
-@dataclass(frozen=True)
-class EntryPoint:
-    """One entry point of an argument spec: its documentation and its options."""
-
-    name: str
-    short_description: str = ""
-    description: tuple[str, ...] = ()
-    options: tuple[Option, ...] = ()
-    #: The file the spec was read from (for messages).
-    source: str = ""
 
 
 # ---------------------------------------------------------------------------------------------

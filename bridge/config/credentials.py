@@ -51,7 +51,6 @@ import stat
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +59,7 @@ import yaml
 from bridge.ansible import proctree
 from bridge.model.errors import PermanentError
 from bridge.model.records import RunCredentials, RunSpec, plain
+from bridge.model.watch import DEFAULT_INVENTORY_KEY, Credentials, InventorySource
 
 #: Reads an object's ``data`` by namespace and name (Secrets: base64 values); None if absent.
 DataReader = Callable[[str, str], Awaitable[Mapping[str, str] | None]]
@@ -73,7 +73,6 @@ CREDENTIALS_KEYS = (
     "env",
 )
 INVENTORY_KEYS = ("hosts", "secret", "configMap", "key")
-DEFAULT_INVENTORY_KEY = "inventory"
 
 _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DATA_KEY_RE = re.compile(r"[-._a-zA-Z0-9]+")
@@ -91,35 +90,6 @@ class CredentialsError(ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(message)
         self.key = key
-
-
-@dataclass(frozen=True)
-class InventorySource:
-    """A non-path ``inventory``: inline ``hosts``, or a key of a Secret or ConfigMap."""
-
-    hosts: Mapping[str, Any] | None = None
-    secret: str | None = None
-    config_map: str | None = None
-    key: str = DEFAULT_INVENTORY_KEY
-
-    def describe(self) -> str:
-        if self.secret is not None:
-            return f"Secret {self.secret} (key '{self.key}')"
-        if self.config_map is not None:
-            return f"ConfigMap {self.config_map} (key '{self.key}')"
-        return "inline hosts"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """A watch's ``credentials``: which Secret, and which of its keys feed what."""
-
-    secret: str | None = None
-    secret_field: str | None = None
-    ssh_private_key: str | None = None
-    become_password: str | None = None
-    vault_password: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- parsing (watches.yaml) ------------------------------------------------------------------

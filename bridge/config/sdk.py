@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from bridge.config.settings import RunnerSettings
 from bridge.config.watches import parse_duration
-from bridge.model.records import Watch
+from bridge.model.watch import Watch
 
 #: Per-resource ``-v`` count of its runs (0-7).
 VERBOSITY_ANNOTATION = "ansible.sdk.operatorframework.io/verbosity"
@@ -184,7 +184,13 @@ def configure(
         except ValueError as exc:
             raise OptionError(f"--reconcile-period: {exc}") from None
         result = tuple(
-            dataclasses.replace(w, reconcile_period=period) if w.reconcile_period is None else w
+            (
+                dataclasses.replace(
+                    w, policy=dataclasses.replace(w.policy, reconcile_period=period)
+                )
+                if w.policy.reconcile_period is None
+                else w
+            )
             for w in result
         )
     changes: dict[str, object] = {}

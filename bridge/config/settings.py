@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.model.records import Watch
+from bridge.model.watch import Watch
 
 
 def _default_concurrency() -> int:

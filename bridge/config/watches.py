@@ -104,7 +104,6 @@ import yaml
 
 from bridge.config.argspec import (
     ArgumentSpecError,
-    EntryPoint,
     find_option,
     load_argument_specs,
     role_argument_spec_file,
@@ -112,7 +111,18 @@ from bridge.config.argspec import (
 )
 from bridge.config.credentials import CredentialsError, parse_credentials, parse_inventory
 from bridge.model.errors import WatchesError
-from bridge.model.records import FinalizerSpec, JobOptions, Watch
+from bridge.model.watch import (
+    Automation,
+    CrdOptions,
+    DependentsPolicy,
+    EntryPoint,
+    ExecutorChoice,
+    FinalizerSpec,
+    JobOptions,
+    RunPolicy,
+    Watch,
+    WatchedKind,
+)
 
 __all__ = ["ENTRY_KEYS", "IGNORED_KEYS", "load_watches", "parse_duration"]
 
@@ -408,54 +418,61 @@ class _EntryReader:
         retry_limit, retry_backoff = self.retry(entry)
         executor, job = self.executor(entry)
         return Watch(
-            group=group,
-            version=version,
-            kind=kind,
-            playbook=playbook,
-            role=role,
-            vars=self.variables(entry, "vars"),
-            reconcile_period=self.duration(entry, "reconcilePeriod", None),
-            manage_status=self.boolean(entry, "manageStatus", True),
-            finalizer=self.finalizer(entry),
-            selector=self.selector(entry),
-            snake_case_parameters=self.boolean(entry, "snakeCaseParameters", True),
-            mark_unsafe=mark_unsafe,
-            max_runner_artifacts=self.max_artifacts(entry),
-            watch_annotations_changes=self.boolean(entry, "watchAnnotationsChanges", False),
-            watch_dependent_resources=self.boolean(entry, "watchDependentResources", True),
-            watch_cluster_scoped_resources=self.boolean(
-                entry, "watchClusterScopedResources", False
+            resource=WatchedKind(
+                group=group,
+                version=version,
+                kind=kind,
+                plural=self.plural(entry),
+                scope=self.scope(entry),
+                short_names=self.names(
+                    entry, "shortNames", _LABEL_RE, "a lowercase name like svccfg", unique=True
+                ),
+                selector=self.selector(entry),
             ),
-            blacklist=self.blacklist(entry),
-            timeout=timeout or None,
-            inventory=None if inventory is None else self.inventory(inventory),
-            inventory_source=(
-                self.access(parse_inventory, raw_inventory)
-                if isinstance(raw_inventory, dict)
-                else None
+            automation=Automation(
+                playbook=playbook,
+                role=role,
+                vars=self.variables(entry, "vars"),
+                finalizer=self.finalizer(entry),
+                gather_facts=gather_facts,
+                snake_case_parameters=self.boolean(entry, "snakeCaseParameters", True),
+                mark_unsafe=mark_unsafe,
+                timeout=timeout or None,
+                inventory=None if inventory is None else self.inventory(inventory),
+                inventory_source=(
+                    self.access(parse_inventory, raw_inventory)
+                    if isinstance(raw_inventory, dict)
+                    else None
+                ),
+                credentials=(
+                    None
+                    if entry.get("credentials") is None
+                    else self.access(parse_credentials, entry["credentials"])
+                ),
             ),
-            credentials=(
-                None
-                if entry.get("credentials") is None
-                else self.access(parse_credentials, entry["credentials"])
+            policy=RunPolicy(
+                reconcile_period=self.duration(entry, "reconcilePeriod", None),
+                manage_status=self.boolean(entry, "manageStatus", True),
+                watch_annotations_changes=self.boolean(entry, "watchAnnotationsChanges", False),
+                max_runner_artifacts=self.max_artifacts(entry),
+                retry_limit=retry_limit,
+                retry_backoff=retry_backoff,
+                drift_interval=drift_interval,
+                drift_remediate=drift_remediate,
             ),
-            gather_facts=gather_facts,
-            drift_interval=drift_interval,
-            drift_remediate=drift_remediate,
-            retry_limit=retry_limit,
-            retry_backoff=retry_backoff,
-            executor=executor,
-            job=job,
+            dependents=DependentsPolicy(
+                enabled=self.boolean(entry, "watchDependentResources", True),
+                cluster_scoped=self.boolean(entry, "watchClusterScopedResources", False),
+                blacklist=self.blacklist(entry),
+            ),
+            executor=ExecutorChoice(name=executor, job=job),
+            crd=CrdOptions(
+                argument_spec=spec_file,
+                entry_point=entry_point,
+                secret_options=tuple(sorted(set(listed) | set(from_spec))),
+                arguments=arguments,
+            ),
             source=f"{self.file}: entry {self.n}",
-            argument_spec=spec_file,
-            entry_point=entry_point,
-            secret_options=tuple(sorted(set(listed) | set(from_spec))),
-            scope=self.scope(entry),
-            short_names=self.names(
-                entry, "shortNames", _LABEL_RE, "a lowercase name like svccfg", unique=True
-            ),
-            plural=self.plural(entry),
-            arguments=arguments,
         )
 
     # --- argument spec and CRD keys -----------------------------------------------------------

@@ -14,8 +14,8 @@ from typing import Any, cast
 import kopf
 
 from bridge.controller.reconcile import Controller
-from bridge.model.records import Watch
 from bridge.model.selectors import matches
+from bridge.model.watch import Watch
 
 
 def post_event(body: Mapping[str, Any], type: str, reason: str, message: str) -> None:
@@ -28,7 +28,7 @@ def register(registry: kopf.OperatorRegistry, controller: Controller, watch: Wat
     """Route every event of ``watch``'s kind to ``controller``."""
 
     def selected(labels: Mapping[str, str], **_: Any) -> bool:
-        return watch.selector is None or matches(watch.selector, labels)
+        return watch.resource.selector is None or matches(watch.resource.selector, labels)
 
     async def on_event(
         event: Mapping[str, Any], body: Mapping[str, Any], resource: Any, **_: Any

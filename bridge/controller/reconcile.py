@@ -51,7 +51,8 @@ from bridge.executors import Executor
 from bridge.kube.client import ObjectKey
 from bridge.model import bodies
 from bridge.model.errors import ConflictError, PermanentError, TemporaryError
-from bridge.model.records import RunnerEvent, RunResult, RunSpec, Trigger, Watch
+from bridge.model.records import RunnerEvent, RunResult, RunSpec, Trigger
+from bridge.model.watch import Watch
 
 logger = logging.getLogger("bridge.controller.reconcile")
 
@@ -141,7 +142,7 @@ def reconcile_period(metadata: Mapping[str, Any], watch: Watch) -> float | None:
             except ValueError:
                 continue  # a bad annotation is ignored, the watch's period applies
             return period or None
-    return watch.reconcile_period or None
+    return watch.policy.reconcile_period or None
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -174,7 +175,7 @@ def decide(
     metadata = body.get("metadata") or {}
     state = body.get("status") or {}
     if metadata.get("deletionTimestamp"):
-        if watch.finalizer is not None and watch.finalizer.name in (
+        if watch.automation.finalizer is not None and watch.automation.finalizer.name in (
             metadata.get("finalizers") or []
         ):
             return Action("finalize", trigger="finalize")
@@ -203,7 +204,7 @@ def decide(
         recorded = mine.requested if mine else last_run.get("runRequested")
         if str(requested) != recorded:
             return Action("run", generation=generation, trigger="requested")
-    if watch.watch_annotations_changes:
+    if watch.policy.watch_annotations_changes:
         recorded = mine.annotations if mine else last_run.get("annotations")
         if recorded is not None and recorded != annotations_digest(metadata):
             return Action("run", generation=generation, trigger="annotation")
@@ -227,7 +228,7 @@ def decide(
 
     # Drift: checks of a generation whose last run succeeded; remediation after a drifted one.
     check_due = None
-    if watch.drift_interval is not None and finished:
+    if watch.policy.drift_interval is not None and finished:
         if mine is not None:
             succeeded = mine.succeeded
         else:
@@ -238,10 +239,10 @@ def decide(
             ran_at = max(finished)
             checked_at, drifted = _last_check(state, done)
             if checked_at is not None and checked_at > ran_at:
-                if drifted and watch.drift_remediate:
+                if drifted and watch.policy.drift_remediate:
                     return Action("run", generation=generation, trigger="drift")
                 ran_at = checked_at
-            interval = watch.drift_interval
+            interval = watch.policy.drift_interval
             check_due = ran_at + timedelta(seconds=interval - scheduling.jitter(interval, uid))
             if now >= check_due:
                 return Action("check", generation=generation, trigger="drift")
@@ -538,7 +539,7 @@ class Controller:
             watch = res.watch
             if (
                 self._closing
-                or not watch.watch_dependent_resources
+                or not watch.dependents.enabled
                 or (watch.group, watch.kind, res.key.namespace, res.key.name)
                 != (group, kind, namespace or None, name)
                 or (uid is not None and _uid(res.body) != uid)
@@ -598,7 +599,7 @@ class Controller:
                 await self._refresh(res)
 
     async def _note_suspension(self, res: _Resource, suspended: bool) -> None:
-        if not res.watch.manage_status:
+        if not res.watch.policy.manage_status:
             return
         generation = int((res.body.get("metadata") or {}).get("generation") or 0)
         patch = status.suspended_patch(res.status, suspended, generation, self._clock())
@@ -614,24 +615,28 @@ class Controller:
                 res.body = fresh
 
     async def _ensure_finalizer(self, res: _Resource) -> None:
-        if res.watch.finalizer is None:
+        if res.watch.automation.finalizer is None:
             return
         metadata = res.body.get("metadata") or {}
         finalizers = list(metadata.get("finalizers") or [])
-        if res.watch.finalizer.name in finalizers:
+        if res.watch.automation.finalizer.name in finalizers:
             return
         updated = await self._kube.set_finalizers(
-            res.key, [*finalizers, res.watch.finalizer.name], str(metadata["resourceVersion"])
+            res.key,
+            [*finalizers, res.watch.automation.finalizer.name],
+            str(metadata["resourceVersion"]),
         )
         if updated is not None:
             res.body = updated
 
     async def _release_finalizer(self, res: _Resource) -> None:
-        assert res.watch.finalizer is not None
+        assert res.watch.automation.finalizer is not None
         for _ in range(10):
             metadata = res.body.get("metadata") or {}
             finalizers = [
-                f for f in metadata.get("finalizers") or [] if f != res.watch.finalizer.name
+                f
+                for f in metadata.get("finalizers") or []
+                if f != res.watch.automation.finalizer.name
             ]
             try:
                 await self._kube.set_finalizers(
@@ -674,7 +679,7 @@ class Controller:
     async def _run(self, res: _Resource, action: Action) -> None:
         """One run of the main automation for ``action.generation`` (or a newer one)."""
         watch = res.watch
-        manage = watch.manage_status
+        manage = watch.policy.manage_status
         kind_slots = self._kind_slots.get(watch.key)
         if self._slots.locked() or (kind_slots is not None and kind_slots.locked()):
             await self._patch(
@@ -799,21 +804,21 @@ class Controller:
         """The watch's ``credentials`` and non-path ``inventory`` resolved into ``spec`` (every
         credential value joins ``spec.secrets``)."""
         watch, namespace = res.watch, res.key.namespace
-        if watch.credentials is None and watch.inventory_source is None:
+        if watch.automation.credentials is None and watch.automation.inventory_source is None:
             return spec
         changes: dict[str, Any] = {}
-        if watch.inventory_source is not None:
+        if watch.automation.inventory_source is not None:
             changes["inventory_text"] = await credentials.resolve_inventory(
-                watch.inventory_source,
+                watch.automation.inventory_source,
                 namespace,
                 self._kube.secret_data,
                 self._kube.config_map_data,
             )
             changes["inventory"] = None
             changes["hosts"] = "all"
-        if watch.credentials is not None:
+        if watch.automation.credentials is not None:
             creds, values = await credentials.resolve_credentials(
-                watch.credentials, raw, namespace, self._kube.secret_data
+                watch.automation.credentials, raw, namespace, self._kube.secret_data
             )
             if creds is not None:
                 changes["credentials"] = creds
@@ -858,8 +863,10 @@ class Controller:
         previous = res.done if action.trigger == "retry" and res.done is not None else None
         attempt = previous.attempt + 1 if previous is not None else 0
         policy, watch = self._settings.retry, res.watch
-        limit = policy.run_limit if watch.retry_limit is None else watch.retry_limit
-        backoff = policy.run_backoff if watch.retry_backoff is None else watch.retry_backoff
+        limit = policy.run_limit if watch.policy.retry_limit is None else watch.policy.retry_limit
+        backoff = (
+            policy.run_backoff if watch.policy.retry_backoff is None else watch.policy.retry_backoff
+        )
         retry_at = None
         if retry and attempt < limit:
             delay = min(backoff * 2**attempt, policy.maximum)
@@ -1048,9 +1055,9 @@ class Controller:
                 trigger,
                 started,
                 self._clock(),
-                manage_status=res.watch.manage_status,
+                manage_status=res.watch.policy.manage_status,
                 bookkeeping=bookkeeping,
-                drift=res.watch.drift_interval is not None,
+                drift=res.watch.policy.drift_interval is not None,
             ),
         )
 
@@ -1124,7 +1131,7 @@ class Controller:
             before.get(k) == verdict[k] for k in ("status", "reason", "message")
         )
         if drifted and not repeated:
-            then = "; remediating" if watch.drift_remediate else ""
+            then = "; remediating" if watch.policy.drift_remediate else ""
             self._event(res, "Warning", "Drifted", f"check {run_id}: {verdict['message']}{then}")
         elif verdict["status"] == "Unknown" and not repeated:
             self._event(res, "Warning", verdict["reason"], f"check {run_id}: {verdict['message']}")
@@ -1142,7 +1149,7 @@ class Controller:
                 action.generation,
                 started,
                 self._clock(),
-                manage_status=watch.manage_status,
+                manage_status=watch.policy.manage_status,
                 reason=reason,
             ),
         )
@@ -1174,7 +1181,7 @@ class Controller:
                     "finalize",
                     started,
                     self._clock(),
-                    manage_status=res.watch.manage_status,
+                    manage_status=res.watch.policy.manage_status,
                 ),
             )
             return False
@@ -1192,7 +1199,7 @@ def _decide(res: _Resource, now: datetime) -> Action:
 
 
 def _digest(body: Mapping[str, Any], watch: Watch) -> str | None:
-    if not watch.watch_annotations_changes:
+    if not watch.policy.watch_annotations_changes:
         return None
     return annotations_digest(body.get("metadata") or {})
 

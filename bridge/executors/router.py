@@ -47,7 +47,7 @@ def build_executor(settings: OperatorSettings) -> Executor:
     from bridge.executors.local import LocalExecutor
 
     default_name = settings.runner.executor
-    names = {w.key: (w.executor or default_name) for w in settings.watches}
+    names = {w.key: (w.executor.name or default_name) for w in settings.watches}
     made: dict[str, Executor] = {}
 
     def make(name: str) -> Executor:

@@ -38,7 +38,7 @@ from bridge.kube.proxy import (
     api_url,
     client_session,
 )
-from bridge.model.records import Watch
+from bridge.model.watch import Watch
 
 logger = logging.getLogger("bridge.kube.dependents")
 
@@ -78,7 +78,7 @@ class Stream:
 
 def watches_dependent(watch: Watch, group: str, version: str, kind: str) -> bool:
     """Whether ``watch`` watches its dependents of this kind at all."""
-    return watch.watch_dependent_resources and (group, version, kind) not in watch.blacklist
+    return watch.dependents.enabled and (group, version, kind) not in watch.dependents.blacklist
 
 
 def comparable(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def owners_of(obj: Mapping[str, Any], stream: Stream, watches: Iterable[Watch]) 
             if not isinstance(ref, Mapping):
                 continue
             if ref.get("apiVersion") == watch.api_version and ref.get("kind") == watch.kind:
-                owner_ns = namespace if watch.scope == "Namespaced" else None
+                owner_ns = namespace if watch.resource.scope == "Namespaced" else None
                 found.append(
                     OwnerKey(
                         watch.group,
@@ -129,7 +129,7 @@ def owners_of(obj: Mapping[str, Any], stream: Stream, watches: Iterable[Watch]) 
         annotations = metadata.get("annotations") or {}
         if annotations.get(PRIMARY_RESOURCE_TYPE) != f"{watch.kind}.{watch.group}":
             continue
-        if not stream.namespaced and not watch.watch_cluster_scoped_resources:
+        if not stream.namespaced and not watch.dependents.cluster_scoped:
             continue
         owner_ns, _, name = str(annotations.get(PRIMARY_RESOURCE, "")).rpartition("/")
         if name:
@@ -170,7 +170,7 @@ class Dependents:
         if (
             not created.owner_reference
             and not resource.namespaced
-            and not owner.watch.watch_cluster_scoped_resources
+            and not owner.watch.dependents.cluster_scoped
         ):
             return  # as the SDK: annotation-tracked cluster-scoped kinds only when asked
         self.watch(collection, resource.kind, resource.namespaced)

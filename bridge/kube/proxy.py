@@ -34,7 +34,7 @@ from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from yarl import URL
 
 from bridge.kube.client import Credentials
-from bridge.model.records import Watch
+from bridge.model.watch import Watch
 
 logger = logging.getLogger("bridge.kube.proxy")
 

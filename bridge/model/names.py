@@ -197,3 +197,17 @@ def snake_keys(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [snake_keys(item) for item in value]
     return value
+
+
+def plural_of(kind: str) -> str:
+    """The plural of a kind: lower-cased + ``s``; ``es`` after s, x, ch, sh; ``y`` -> ``ies``.
+
+    >>> plural_of("Website"), plural_of("Proxy"), plural_of("Box"), plural_of("Gateway")
+    ('websites', 'proxies', 'boxes', 'gateways')
+    """
+    lower = kind.lower()
+    if lower.endswith(("s", "x", "ch", "sh", "z")):
+        return lower + "es"
+    if lower.endswith("y") and len(lower) > 1 and lower[-2] not in "aeiou":
+        return lower[:-1] + "ies"
+    return lower + "s"

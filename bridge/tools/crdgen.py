@@ -49,10 +49,10 @@ from typing import Any
 
 import yaml
 
-from bridge.config.argspec import EntryPoint, Option
 from bridge.model.errors import BridgeError
-from bridge.model.names import to_camel, to_snake
-from bridge.model.records import Watch, plain
+from bridge.model.names import plural_of, to_camel, to_snake
+from bridge.model.records import plain
+from bridge.model.watch import EntryPoint, Option, Watch
 
 __all__ = [
     "HEADER",
@@ -132,20 +132,6 @@ class Crd:
 # ---------------------------------------------------------------------------------------------
 # Names
 # ---------------------------------------------------------------------------------------------
-
-
-def plural_of(kind: str) -> str:
-    """The plural of a kind: lower-cased + ``s``; ``es`` after s, x, ch, sh; ``y`` -> ``ies``.
-
-    >>> plural_of("Website"), plural_of("Proxy"), plural_of("Box"), plural_of("Gateway")
-    ('websites', 'proxies', 'boxes', 'gateways')
-    """
-    lower = kind.lower()
-    if lower.endswith(("s", "x", "ch", "sh", "z")):
-        return lower + "es"
-    if lower.endswith("y") and len(lower) > 1 and lower[-2] not in "aeiou":
-        return lower[:-1] + "ies"
-    return lower + "s"
 
 
 def field_name(option: str, snake_case_parameters: bool = True) -> str:
@@ -661,19 +647,20 @@ def printer_columns() -> list[dict[str, Any]]:
 
 def automation_name(watch: Watch) -> str:
     """``role service_config (entry point main)`` or ``playbook app_users.yml``."""
-    if watch.role is not None:
-        return f"role {watch.role.name} (entry point {watch.entry_point})"
-    assert watch.playbook is not None
-    return f"playbook {watch.playbook.name}"
+    if watch.automation.role is not None:
+        return f"role {watch.automation.role.name} (entry point {watch.crd.entry_point})"
+    assert watch.automation.playbook is not None
+    return f"playbook {watch.automation.playbook.name}"
 
 
 def _spec_for(watch: Watch) -> tuple[dict[str, Any], list[str]]:
     where = watch.source or watch.key
-    if watch.arguments is None:
-        if watch.role is not None:
+    if watch.crd.arguments is None:
+        if watch.automation.role is not None:
             how = (
-                f"add meta/argument_specs.yml to the role ({watch.role}) with an entry point "
-                f"{watch.entry_point!r}"
+                f"add meta/argument_specs.yml to the role ({watch.automation.role}) "
+                f"with an entry point "
+                f"{watch.crd.entry_point!r}"
             )
         else:
             how = (
@@ -694,21 +681,25 @@ def _spec_for(watch: Watch) -> tuple[dict[str, Any], list[str]]:
         }
         return _ordered(schema), [warning]
     excluded: dict[str, str] = {}
-    for option in watch.arguments.options:
+    for option in watch.crd.arguments.options:
         if option.name.startswith("ansible_"):
             excluded[option.name] = "an ansible_* variable is Ansible's or the bridge's to set"
-        elif option.name in watch.vars:
+        elif option.name in watch.automation.vars:
             excluded[option.name] = "the watches entry's vars set it"
     schema, warnings = spec_schema(
-        watch.arguments,
-        secret_options=watch.secret_options,
-        snake_case_parameters=watch.snake_case_parameters,
+        watch.crd.arguments,
+        secret_options=watch.crd.secret_options,
+        snake_case_parameters=watch.automation.snake_case_parameters,
         excluded=excluded,
         where=where,
     )
     intro = f"Variables for the Ansible {automation_name(watch)}, in camelCase."
     schema["description"] = "\n\n".join(filter(None, [intro, schema.get("description")]))
-    field = watch.credentials.secret_field if watch.credentials is not None else None
+    field = (
+        watch.automation.credentials.secret_field
+        if watch.automation.credentials is not None
+        else None
+    )
     if field is not None:
         if field in schema["properties"]:
             warnings.append(
@@ -732,8 +723,8 @@ def _spec_for(watch: Watch) -> tuple[dict[str, Any], list[str]]:
 def _version(watch: Watch, storage: bool) -> tuple[dict[str, Any], list[str]]:
     spec, warnings = _spec_for(watch)
     title = ""
-    if watch.arguments is not None:
-        title = watch.arguments.short_description
+    if watch.crd.arguments is not None:
+        title = watch.crd.arguments.short_description
     description = "\n\n".join(
         filter(None, [title, f"Reconciled by ansible-bridge with the {automation_name(watch)}."])
     )
@@ -745,15 +736,16 @@ def _version(watch: Watch, storage: bool) -> tuple[dict[str, Any], list[str]]:
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
             "spec": spec,
-            "status": status_schema(watch.manage_status),
+            "status": status_schema(watch.policy.manage_status),
         },
     }
     if spec.get("required"):
         root["required"] = ["spec"]
-    if watch.scope == "Cluster" and watch.secret_options:
+    if watch.resource.scope == "Cluster" and watch.crd.secret_options:
         warnings.append(
             f"{watch.source or watch.key}: {watch.kind} is cluster-scoped: its Secret references "
-            f"({', '.join(watch.secret_options)}) cannot be resolved (a cluster-scoped resource "
+            f"({', '.join(watch.crd.secret_options)}) cannot be resolved "
+            f"(a cluster-scoped resource "
             "has no namespace to read Secrets from)"
         )
     version = {
@@ -789,12 +781,12 @@ def generate(watches: Sequence[Watch]) -> list[Crd]:
     names: dict[str, str] = {}
     for (group, kind), entries in groups.items():
         first = entries[0]
-        plural = first.plural or plural_of(kind)
+        plural = first.plural
         for other in entries[1:]:
             for what, a, b in (
-                ("plural", plural, other.plural or plural_of(kind)),
-                ("scope", first.scope, other.scope),
-                ("shortNames", first.short_names, other.short_names),
+                ("plural", plural, other.plural),
+                ("scope", first.resource.scope, other.resource.scope),
+                ("shortNames", first.resource.short_names, other.resource.short_names),
             ):
                 if a != b:
                     raise CrdError(
@@ -819,8 +811,8 @@ def generate(watches: Sequence[Watch]) -> list[Crd]:
             "plural": plural,
             "singular": kind.lower(),
         }
-        if first.short_names:
-            names_block["shortNames"] = list(first.short_names)
+        if first.resource.short_names:
+            names_block["shortNames"] = list(first.resource.short_names)
         names_block["categories"] = ["ansible"]
         manifest = {
             "apiVersion": "apiextensions.k8s.io/v1",
@@ -829,7 +821,7 @@ def generate(watches: Sequence[Watch]) -> list[Crd]:
             "spec": {
                 "group": group,
                 "names": names_block,
-                "scope": first.scope,
+                "scope": first.resource.scope,
                 "versions": versions,
             },
         }

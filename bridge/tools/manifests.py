@@ -49,7 +49,7 @@ import yaml
 
 from bridge.config.watches import load_watches
 from bridge.model.errors import WatchesError
-from bridge.model.records import Watch
+from bridge.model.watch import Watch
 
 __all__ = [
     "DEFAULT_OPERATOR_NAMESPACE",
@@ -116,35 +116,19 @@ class Manifest:
         return full
 
 
-def _plural(kind: str) -> str:
-    """The resource name Kubernetes tooling derives from a kind: lower-cased, + s/es/ies."""
-    lower = kind.lower()
-    if lower.endswith(("s", "x", "z", "ch", "sh")):
-        return lower + "es"
-    if lower.endswith("y") and len(lower) > 1 and lower[-2] not in "aeiou":
-        return lower[:-1] + "ies"
-    return lower + "s"
-
-
-def _resource(watch: Watch) -> str:
-    """The watched kind's resource name: the watch's ``plural`` when set, else derived."""
-    explicit: str | None = getattr(watch, "plural", None)
-    return explicit or _plural(watch.kind)
-
-
 def _cluster_scoped(watch: Watch) -> bool:
-    return getattr(watch, "scope", "Namespaced") == "Cluster"
+    return watch.resource.scope == "Cluster"
 
 
 def _uses_jobs(watches: Iterable[Watch]) -> bool:
-    return any(getattr(watch, "executor", "local") == "job" for watch in watches)
+    return any(watch.executor.name == "job" for watch in watches)
 
 
 def _kind_rules(watches: Iterable[Watch]) -> list[Rule]:
     """Two rules per watched resource (versions of one kind share them), sorted by group."""
     kinds: dict[tuple[str, str], list[str]] = {}
     for watch in watches:
-        kinds.setdefault((watch.group, _resource(watch)), []).append(watch.key)
+        kinds.setdefault((watch.group, watch.plural), []).append(watch.key)
     rules: list[Rule] = []
     for (group, resource), keys in sorted(kinds.items()):
         what = ", ".join(sorted(keys))
@@ -201,7 +185,10 @@ def _served_rules(watches: Sequence[Watch]) -> list[Rule]:
             ("get",),
         ),
     ]
-    if any(w.inventory_source is not None and w.inventory_source.config_map for w in watches):
+    if any(
+        w.automation.inventory_source is not None and w.automation.inventory_source.config_map
+        for w in watches
+    ):
         rules.append(
             Rule(
                 "inventory: {configMap} of a watch, read in the resource's namespace at run "

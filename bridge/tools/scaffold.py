@@ -26,7 +26,7 @@ import yaml
 
 from bridge.config.watches import load_watches
 from bridge.model.errors import BridgeError, WatchesError
-from bridge.model.records import Watch
+from bridge.model.watch import Watch
 from bridge.tools import crdgen
 
 __all__ = [

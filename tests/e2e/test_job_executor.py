@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bridge.executors.job.executor import job_manifest
-from bridge.model.records import JobOptions, ResourceRef, RunSpec
+from bridge.model.records import ResourceRef, RunSpec
+from bridge.model.watch import JobOptions
 from tests.e2e.conftest import DATA, GROUP, VERSION, Bridge, ansible_processes, wait_for
 
 pytestmark = pytest.mark.e2e

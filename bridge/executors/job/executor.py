@@ -65,7 +65,8 @@ from bridge.executors.local import (
 )
 from bridge.kube.client import Jobs
 from bridge.model.errors import BridgeError
-from bridge.model.records import JobOptions, RunResult, RunSpec, RunStatus, Watch
+from bridge.model.records import RunResult, RunSpec, RunStatus
+from bridge.model.watch import JobOptions, Watch
 
 logger = logging.getLogger("bridge.executors.job.executor")
 
@@ -441,7 +442,7 @@ class JobExecutor:
         await self._sweep()
         watch_key = f"{spec.resource.kind}.{spec.resource.api_version}"
         watch = self._watches.get(watch_key)
-        options = (watch.job if watch is not None else None) or JobOptions()
+        options = (watch.executor.job if watch is not None else None) or JobOptions()
         namespace = options.namespace or spec.resource.namespace
         relay = EventRelay(asyncio.get_running_loop(), on_event)
         if not namespace:

@@ -17,7 +17,8 @@ import yaml
 from yaml.resolver import Resolver
 
 from bridge.ansible.inputs import Unsafe, build_extravars, dump_extravars, object_var_name
-from bridge.model.records import FinalizerSpec, Watch
+from bridge.model.watch import FinalizerSpec, Watch
+from tests.unit.helpers import make_watch as watch_of
 
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
@@ -25,7 +26,7 @@ ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 def make_watch(**changes: Any) -> Watch:
     fields: dict[str, Any] = {"group": "example.com", "version": "v1", "kind": "Foo"}
     fields.update(changes)
-    return Watch(**fields)
+    return watch_of(**fields)
 
 
 def make_body(spec: Any = None, **metadata: Any) -> dict[str, Any]:
@@ -169,7 +170,10 @@ def test_the_result_shares_nothing_with_the_body_or_the_watch() -> None:
     for mark in (True, False):
         for snake in (True, False):
             extravars = build_extravars(
-                body, make_watch(vars=watch.vars, mark_unsafe=mark, snake_case_parameters=snake)
+                body,
+                make_watch(
+                    vars=watch.automation.vars, mark_unsafe=mark, snake_case_parameters=snake
+                ),
             )
             extravars["list"].append(2)
             extravars["map"]["key"] = "changed"
@@ -177,7 +181,7 @@ def test_the_result_shares_nothing_with_the_body_or_the_watch() -> None:
             extravars["_example_com_foo_spec"]["map"]["new"] = 1
             extravars["watchList"].append(2)
     assert body == make_body({"list": [1], "map": {"key": "value"}})
-    assert watch.vars == {"watchList": [1]}
+    assert watch.automation.vars == {"watchList": [1]}
 
 
 def test_any_mapping_is_accepted() -> None:

@@ -14,10 +14,12 @@ from bridge.app.logs import AnsiStripper, JsonFormatter, logs_url
 from bridge.app.metrics import RunMetrics
 from bridge.app.web import CLUSTER_SCOPED, LogsError, find_watch, locate, plural, runs
 from bridge.controller.reconcile import RunObserver
-from bridge.model.records import RunResult, Watch
+from bridge.model.records import RunResult
+from bridge.model.watch import Watch
+from tests.unit.helpers import make_watch
 
-PROBE = Watch(group="test.io", version="v1", kind="Probe", playbook=Path("/p.yml"))
-OTHER = Watch(group="other.io", version="v1", kind="Policy", playbook=Path("/p.yml"))
+PROBE = make_watch(group="test.io", version="v1", kind="Probe", playbook=Path("/p.yml"))
+OTHER = make_watch(group="other.io", version="v1", kind="Policy", playbook=Path("/p.yml"))
 
 
 def sample(metrics: RunMetrics, name: str, watch: Watch = PROBE, **labels: str) -> float | None:
@@ -120,7 +122,7 @@ def test_kind_is_matched_case_insensitively_or_by_plural(kind: str) -> None:
 
 
 def test_an_ambiguous_kind_needs_its_group() -> None:
-    twin = Watch(group="twin.io", version="v1", kind="Probe", playbook=Path("/p.yml"))
+    twin = make_watch(group="twin.io", version="v1", kind="Probe", playbook=Path("/p.yml"))
     with pytest.raises(LogsError) as e:
         find_watch([PROBE, twin], "probe")
     assert e.value.status == 400

@@ -10,8 +10,6 @@ import yaml
 
 from bridge.config.argspec import (
     ArgumentSpecError,
-    EntryPoint,
-    Option,
     find_option,
     iter_options,
     load_argument_specs,
@@ -21,6 +19,7 @@ from bridge.config.argspec import (
 )
 from bridge.config.watches import load_watches
 from bridge.model.errors import WatchesError
+from bridge.model.watch import EntryPoint, Option
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOKS = REPO / "playbooks"
@@ -293,44 +292,52 @@ def watches(project: Path, entry: str) -> Path:
 def test_a_role_brings_its_spec_and_no_log_options(project: Path) -> None:
     [watch], warnings = load_watches(watches(project, "role: web\n"), {})
     assert warnings == []
-    assert watch.argument_spec == project / "roles" / "web" / "meta" / "argument_specs.yml"
-    assert watch.entry_point == "main"
-    assert watch.arguments is not None and watch.arguments.name == "main"
-    assert watch.secret_options == ("db.secret",)
-    assert (watch.scope, watch.short_names, watch.plural) == ("Namespaced", (), None)
+    assert watch.crd.argument_spec == project / "roles" / "web" / "meta" / "argument_specs.yml"
+    assert watch.crd.entry_point == "main"
+    assert watch.crd.arguments is not None and watch.crd.arguments.name == "main"
+    assert watch.crd.secret_options == ("db.secret",)
+    assert (watch.resource.scope, watch.resource.short_names, watch.resource.plural) == (
+        "Namespaced",
+        (),
+        None,
+    )
 
 
 def test_secret_options_add_to_the_no_log_ones(project: Path) -> None:
     path = watches(project, "role: web\nsecretOptions: [password, db.host, password]\n")
     [watch], _ = load_watches(path, {})
-    assert watch.secret_options == ("db.host", "db.secret", "password")
+    assert watch.crd.secret_options == ("db.host", "db.secret", "password")
 
 
 def test_an_entry_point_picks_its_spec(project: Path) -> None:
     [watch], _ = load_watches(watches(project, "role: web\nentryPoint: other\n"), {})
-    assert watch.entry_point == "other"
-    assert watch.secret_options == ("token",)
+    assert watch.crd.entry_point == "other"
+    assert watch.crd.secret_options == ("token",)
 
 
 def test_a_playbook_takes_its_spec_from_argument_spec(project: Path) -> None:
     path = watches(project, "playbook: play.yml\nargumentSpec: play.argspec.yml\n")
     [watch], _ = load_watches(path, {})
-    assert watch.argument_spec == project / "play.argspec.yml"
-    assert watch.secret_options == ("db.secret",)
+    assert watch.crd.argument_spec == project / "play.argspec.yml"
+    assert watch.crd.secret_options == ("db.secret",)
     [bare], _ = load_watches(watches(project, "playbook: play.yml\n"), {})
-    assert (bare.argument_spec, bare.arguments, bare.secret_options) == (None, None, ())
+    assert (bare.crd.argument_spec, bare.crd.arguments, bare.crd.secret_options) == (None, None, ())
 
 
 def test_a_role_without_a_spec_has_none(project: Path) -> None:
     [watch], warnings = load_watches(watches(project, "role: plain\nsecretOptions: [pw]\n"), {})
-    assert (watch.argument_spec, watch.arguments, warnings) == (None, None, [])
-    assert watch.secret_options == ("pw",)
+    assert (watch.crd.argument_spec, watch.crd.arguments, warnings) == (None, None, [])
+    assert watch.crd.secret_options == ("pw",)
 
 
 def test_crd_keys(project: Path) -> None:
     path = watches(project, "role: web\nscope: Cluster\nshortNames: [st, s]\nplural: sitez\n")
     [watch], _ = load_watches(path, {})
-    assert (watch.scope, watch.short_names, watch.plural) == ("Cluster", ("st", "s"), "sitez")
+    assert (watch.resource.scope, watch.resource.short_names, watch.resource.plural) == (
+        "Cluster",
+        ("st", "s"),
+        "sitez",
+    )
 
 
 @pytest.mark.parametrize(
@@ -377,7 +384,7 @@ def test_the_sample_watches_file() -> None:
     loaded, warnings = load_watches(PLAYBOOKS / "watches.yaml", {})
     assert warnings == []
     service, users = loaded
-    assert service.secret_options == ("admin_password",)
-    assert service.short_names == ("svccfg", "scfg")
-    assert users.argument_spec == PLAYBOOKS / "app_users.argspec.yml"
-    assert (users.plural, users.secret_options) == ("appusers", ())
+    assert service.crd.secret_options == ("admin_password",)
+    assert service.resource.short_names == ("svccfg", "scfg")
+    assert users.crd.argument_spec == PLAYBOOKS / "app_users.argspec.yml"
+    assert (users.resource.plural, users.crd.secret_options) == ("appusers", ())

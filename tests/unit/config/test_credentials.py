@@ -17,10 +17,11 @@ import pytest
 import yaml
 
 from bridge.config import credentials
-from bridge.config.credentials import Credentials, CredentialsError, InventorySource
+from bridge.config.credentials import CredentialsError
 from bridge.config.watches import load_watches
 from bridge.model.errors import PermanentError, WatchesError
 from bridge.model.records import ResourceRef, RunCredentials, RunSpec
+from bridge.model.watch import Credentials, InventorySource
 
 KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\n"
@@ -150,9 +151,11 @@ def test_watches_file_reads_credentials_and_inventory_and_names_bad_keys(tmp_pat
     path = tmp_path / "watches.yaml"
     path.write_text(yaml.safe_dump([entry]))
     [watch], _ = load_watches(path, {})
-    assert watch.inventory is None
-    assert watch.inventory_source == InventorySource(config_map="inv")
-    assert watch.credentials == Credentials(secret="app", ssh_private_key="ssh-privatekey")
+    assert watch.automation.inventory is None
+    assert watch.automation.inventory_source == InventorySource(config_map="inv")
+    assert watch.automation.credentials == Credentials(
+        secret="app", ssh_private_key="ssh-privatekey"
+    )
 
     entry["credentials"] = {"secret": "app", "env": {"A-B": "k"}}
     path.write_text(yaml.safe_dump([entry]))

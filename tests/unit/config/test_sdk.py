@@ -27,17 +27,11 @@ from bridge.controller.status import (
     started_patch,
 )
 from bridge.executors.local import LocalExecutor, runner_cmdline, runner_options
-from bridge.model.records import (
-    FailedTask,
-    HostStats,
-    RunnerEvent,
-    RunResult,
-    Watch,
-)
-from tests.unit.helpers import spec_for
+from bridge.model.records import FailedTask, HostStats, RunnerEvent, RunResult
+from tests.unit.helpers import make_watch, spec_for
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-WATCH = Watch(group="cache.example.com", version="v1alpha1", kind="Memcached")
+WATCH = make_watch(group="cache.example.com", version="v1alpha1", kind="Memcached")
 
 
 def at(seconds: float) -> datetime:
@@ -131,12 +125,12 @@ def test_a_bad_annotation_is_named_and_the_default_applies(annotation: str, valu
 
 
 def test_configure_applies_reconcile_period_only_where_the_watch_has_none() -> None:
-    fixed = replace(WATCH, kind="Fixed", reconcile_period=30.0)
-    never = replace(WATCH, kind="Never", reconcile_period=0.0)
+    fixed = make_watch(WATCH, kind="Fixed", reconcile_period=30.0)
+    never = make_watch(WATCH, kind="Never", reconcile_period=0.0)
     watches, runner = sdk.configure(
         [WATCH, fixed, never], RunnerSettings(), {}, reconcile_period="1h2m3s"
     )
-    assert [w.reconcile_period for w in watches] == [3723.0, 30.0, 0.0]
+    assert [w.policy.reconcile_period for w in watches] == [3723.0, 30.0, 0.0]
     assert runner == RunnerSettings()
     with pytest.raises(sdk.OptionError, match="--reconcile-period"):
         sdk.configure([WATCH], RunnerSettings(), {}, reconcile_period="soon")
@@ -147,7 +141,7 @@ def test_configure_reads_per_kind_variables_and_flags() -> None:
         "MAX_CONCURRENT_RECONCILES_MEMCACHED_CACHE_EXAMPLE_COM": "2",
         "ANSIBLE_VERBOSITY_MEMCACHED_CACHE_EXAMPLE_COM": "3",
     }
-    other = replace(WATCH, kind="Other")
+    other = make_watch(WATCH, kind="Other")
     _, runner = sdk.configure(
         [WATCH, other],
         RunnerSettings(),
@@ -198,7 +192,7 @@ def test_cli_takes_the_sdks_flags_and_watch_namespace(
     )
     assert isinstance(settings, OperatorSettings)
     assert settings.runner.max_concurrent_runs == 3
-    assert settings.watches[0].reconcile_period == 90.0
+    assert settings.watches[0].policy.reconcile_period == 90.0
     assert settings.runner.ansible_args == "--forks 2"
     assert settings.runner.watch_max_runs == {settings.watches[0].key: 1}
     assert settings.scope.namespaces == ("team-a", "team-b")
@@ -317,7 +311,7 @@ def body(status: dict[str, Any] | None = None, **annotations: str) -> dict[str, 
 
 
 def test_requeue_after_replaces_the_period_for_the_next_run() -> None:
-    hourly = replace(WATCH, reconcile_period=3600.0)
+    hourly = make_watch(WATCH, reconcile_period=3600.0)
     done = Done(generation=1, finished_at=NOW, succeeded=True, requeue_after=2.0)
     assert decide(body(), hourly, done=done, now=at(1)).wake_at == at(2)
     action = decide(body(), hourly, done=done, now=at(2))
@@ -328,7 +322,7 @@ def test_requeue_after_replaces_the_period_for_the_next_run() -> None:
     # 0: no timed run at all (changes still run).
     never = replace(done, requeue_after=0.0)
     assert decide(body(), hourly, done=never, now=at(7200)) == decide(
-        body(), replace(WATCH, reconcile_period=None), done=plain, now=at(7200)
+        body(), make_watch(WATCH, reconcile_period=None), done=plain, now=at(7200)
     )
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from bridge.config.watches import load_watches, parse_duration
 from bridge.model.errors import WatchesError
-from bridge.model.records import FinalizerSpec, Watch
+from bridge.model.watch import FinalizerSpec, Watch
+from tests.unit.helpers import make_watch
 
 HEAD = """\
 - group: cache.example.com
@@ -78,27 +79,27 @@ def load_error(
 def test_minimal_entry_gets_the_defaults(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n")
     watch, warnings = load_one(path)
-    assert watch == Watch(
+    assert watch == make_watch(
         group="cache.example.com",
         version="v1alpha1",
         kind="Memcached",
         playbook=project / "playbook.yml",
         source=f"{path}: entry 1",
     )
-    assert watch.playbook is not None and watch.playbook.is_absolute()
-    assert watch.role is None
-    assert watch.vars == {}
-    assert watch.reconcile_period is None
-    assert watch.manage_status is True
-    assert watch.finalizer is None
-    assert watch.selector is None
-    assert watch.snake_case_parameters is True
-    assert watch.mark_unsafe is True
-    assert watch.max_runner_artifacts == 20
-    assert watch.watch_annotations_changes is False
-    assert watch.timeout == 3600.0
-    assert watch.inventory is None
-    assert watch.gather_facts is False
+    assert watch.automation.playbook is not None and watch.automation.playbook.is_absolute()
+    assert watch.automation.role is None
+    assert watch.automation.vars == {}
+    assert watch.policy.reconcile_period is None
+    assert watch.policy.manage_status is True
+    assert watch.automation.finalizer is None
+    assert watch.resource.selector is None
+    assert watch.automation.snake_case_parameters is True
+    assert watch.automation.mark_unsafe is True
+    assert watch.policy.max_runner_artifacts == 20
+    assert watch.policy.watch_annotations_changes is False
+    assert watch.automation.timeout == 3600.0
+    assert watch.automation.inventory is None
+    assert watch.automation.gather_facts is False
     assert warnings == []
 
 
@@ -138,7 +139,7 @@ def test_full_entry_with_every_key(project: Path) -> None:
 """,
     )
     watch, warnings = load_one(path)
-    assert watch == Watch(
+    assert watch == make_watch(
         group="cache.example.com",
         version="v1alpha1",
         kind="Memcached",
@@ -209,9 +210,17 @@ def test_null_optional_keys_take_their_defaults(project: Path) -> None:
 """,
     )
     watch, warnings = load_one(path)
-    assert (watch.vars, watch.manage_status, watch.snake_case_parameters) == ({}, True, True)
-    assert (watch.mark_unsafe, watch.max_runner_artifacts) == (True, 20)
-    assert (watch.reconcile_period, watch.finalizer, watch.selector) == (None, None, None)
+    assert (
+        watch.automation.vars,
+        watch.policy.manage_status,
+        watch.automation.snake_case_parameters,
+    ) == ({}, True, True)
+    assert (watch.automation.mark_unsafe, watch.policy.max_runner_artifacts) == (True, 20)
+    assert (watch.policy.reconcile_period, watch.automation.finalizer, watch.resource.selector) == (
+        None,
+        None,
+        None,
+    )
     assert warnings == []
 
 
@@ -234,10 +243,10 @@ def test_finalizer_with_only_vars_or_a_role(project: Path) -> None:
 """,
     )
     watches, _ = load_watches(path, {})
-    assert watches[0].finalizer == FinalizerSpec(
+    assert watches[0].automation.finalizer == FinalizerSpec(
         name="cache.example.com/finalizer", vars={"state": "absent"}
     )
-    assert watches[1].finalizer == FinalizerSpec(
+    assert watches[1].automation.finalizer == FinalizerSpec(
         name="cache.example.com/finalizer", role=project / "roles" / "memcached"
     )
 
@@ -249,13 +258,13 @@ def test_paths_are_relative_to_the_watches_file_not_the_working_directory(
     path = write(project / "sub", HEAD + "  playbook: ../playbook.yml\n")
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     watch, _ = load_one(path)
-    assert watch.playbook == project / "playbook.yml"
+    assert watch.automation.playbook == project / "playbook.yml"
 
 
 def test_empty_selector_means_no_selector(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  selector: {matchLabels: {}}\n")
     watch, _ = load_one(path)
-    assert watch.selector is None
+    assert watch.resource.selector is None
 
 
 # --- role lookup ------------------------------------------------------------------------------
@@ -265,20 +274,20 @@ def test_role_as_a_path_relative_to_the_watches_file(project: Path) -> None:
     make_role(project / "elsewhere" / "myrole")
     path = write(project, HEAD + "  role: elsewhere/myrole\n")
     watch, _ = load_one(path)
-    assert watch.role == project / "elsewhere" / "myrole"
+    assert watch.automation.role == project / "elsewhere" / "myrole"
 
 
 def test_role_as_an_absolute_path(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     role = make_role(tmp_path_factory.mktemp("outside") / "myrole")
     path = write(project, HEAD + f"  role: {role}\n")
     watch, _ = load_one(path)
-    assert watch.role == role
+    assert watch.automation.role == role
 
 
 def test_role_by_name_in_the_roles_folder(project: Path) -> None:
     path = write(project, HEAD + "  role: memcached\n")
     watch, _ = load_one(path)
-    assert watch.role == project / "roles" / "memcached"
+    assert watch.automation.role == project / "roles" / "memcached"
 
 
 def test_role_by_name_in_ansible_roles_path(
@@ -292,7 +301,7 @@ def test_role_by_name_in_ansible_roles_path(
         project, HEAD + "  role: other\n- {group: b.com, version: v1, kind: B, role: third}\n"
     )
     watches, _ = load_watches(path, {"ANSIBLE_ROLES_PATH": f"{first}::{second}"})
-    assert [w.role for w in watches] == [second / "other", second / "roles" / "third"]
+    assert [w.automation.role for w in watches] == [second / "other", second / "roles" / "third"]
 
 
 def test_ansible_roles_path_may_use_home_and_relative_folders(project: Path) -> None:
@@ -303,7 +312,7 @@ def test_ansible_roles_path_may_use_home_and_relative_folders(project: Path) -> 
     )
     environ = {"HOME": str(project / "home"), "ANSIBLE_ROLES_PATH": "~/roles-here:vendored"}
     watches, _ = load_watches(path, environ)
-    assert [w.role for w in watches] == [
+    assert [w.automation.role for w in watches] == [
         project / "home" / "roles-here" / "homed",
         project / "vendored" / "relative",
     ]
@@ -317,7 +326,7 @@ def test_collection_role_in_ansible_collections_path(
     role = make_role(root / "ansible_collections" / "acme" / "cache" / "roles" / "memcached")
     path = write(project, HEAD + "  role: acme.cache.memcached\n")
     watch, _ = load_one(path, {variable: f"/nonexistent:{root}"})
-    assert watch.role == role
+    assert watch.automation.role == role
 
 
 def test_collection_role_when_the_path_names_ansible_collections_itself(
@@ -327,7 +336,7 @@ def test_collection_role_when_the_path_names_ansible_collections_itself(
     role = make_role(root / "acme" / "cache" / "roles" / "memcached")
     path = write(project, HEAD + "  role: acme.cache.memcached\n")
     watch, _ = load_one(path, {"ANSIBLE_COLLECTIONS_PATH": str(root)})
-    assert watch.role == role
+    assert watch.automation.role == role
 
 
 def test_collection_role_next_to_the_watches_file(project: Path) -> None:
@@ -336,7 +345,7 @@ def test_collection_role_next_to_the_watches_file(project: Path) -> None:
     )
     path = write(project, HEAD + "  role: acme.cache.memcached\n")
     watch, _ = load_one(path)
-    assert watch.role == role
+    assert watch.automation.role == role
 
 
 def test_collection_role_in_the_home_collections(
@@ -346,14 +355,14 @@ def test_collection_role_in_the_home_collections(
     role = make_role(home / ".ansible/collections/ansible_collections/acme/cache/roles/memcached")
     path = write(project, HEAD + "  role: acme.cache.memcached\n")
     watch, _ = load_one(path, {"HOME": str(home)})
-    assert watch.role == role
+    assert watch.automation.role == role
 
 
 def test_a_path_wins_over_the_roles_folder(project: Path) -> None:
     make_role(project / "memcached")
     path = write(project, HEAD + "  role: memcached\n")
     watch, _ = load_one(path)
-    assert watch.role == project / "memcached"
+    assert watch.automation.role == project / "memcached"
 
 
 def test_role_not_found_names_every_place_looked(
@@ -415,14 +424,14 @@ def test_env_variables_are_expanded_in_every_string(project: Path) -> None:
     environ = {"GROUP": "cache.example.com", "STAGE": "prod", "PERIOD": "2m", "REGISTRY": "r.io"}
     watch, _ = load_one(path, environ)
     assert watch.group == "cache.example.com"
-    assert watch.playbook == project / "pb-prod.yml"
-    assert watch.reconcile_period == 120.0
-    assert watch.vars == {
+    assert watch.automation.playbook == project / "pb-prod.yml"
+    assert watch.policy.reconcile_period == 120.0
+    assert watch.automation.vars == {
         "image": "r.io/memcached:1.6",
         "list": ["prod", 3],
         "nested": {"deep": "x-prod-y"},
     }
-    assert watch.selector == {"matchLabels": {"stage": "prod"}}
+    assert watch.resource.selector == {"matchLabels": {"stage": "prod"}}
 
 
 def test_only_braced_variables_expand_and_double_dollar_escapes(project: Path) -> None:
@@ -431,7 +440,7 @@ def test_only_braced_variables_expand_and_double_dollar_escapes(project: Path) -
         HEAD + "  playbook: playbook.yml\n  vars: {a: '$HOME', b: '$${HOME}', c: 'cost $5'}\n",
     )
     watch, _ = load_one(path, {"HOME": "/root"})
-    assert watch.vars == {"a": "$HOME", "b": "${HOME}", "c": "cost $5"}
+    assert watch.automation.vars == {"a": "$HOME", "b": "${HOME}", "c": "cost $5"}
 
 
 def test_undefined_env_variable_names_it_and_the_key(project: Path) -> None:
@@ -656,7 +665,7 @@ def test_missing_inventory(project: Path) -> None:
 def test_inventory_may_be_a_file(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  inventory: inventory/hosts.yml\n")
     watch, _ = load_one(path)
-    assert watch.inventory == project / "inventory" / "hosts.yml"
+    assert watch.automation.inventory == project / "inventory" / "hosts.yml"
 
 
 @pytest.mark.parametrize(
@@ -796,7 +805,7 @@ def test_parse_duration_rejects_negative_numbers() -> None:
 def test_reconcile_period_as_an_integer_of_seconds(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  reconcilePeriod: 45\n")
     watch, _ = load_one(path)
-    assert watch.reconcile_period == 45.0
+    assert watch.policy.reconcile_period == 45.0
 
 
 def test_bad_reconcile_period_names_the_value(project: Path) -> None:
@@ -818,7 +827,7 @@ def test_timeout_zero_or_null_means_no_limit(
 ) -> None:
     path = write(project, HEAD + f"  playbook: playbook.yml\n  timeout: {value}\n")
     watch, _ = load_one(path)
-    assert watch.timeout == timeout
+    assert watch.automation.timeout == timeout
 
 
 # --- warnings ---------------------------------------------------------------------------------
@@ -843,7 +852,7 @@ def test_dependents_keys_are_accepted_without_a_warning(
 def test_mark_unsafe_false_warns_about_jinja(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  markUnsafe: false\n")
     watch, warnings = load_one(path)
-    assert watch.mark_unsafe is False
+    assert watch.automation.mark_unsafe is False
     assert len(warnings) == 1
     assert warnings[0].startswith(f"{path}: entry 1: key 'markUnsafe': ")
     assert "Memcached resources will be evaluated as Jinja templates" in warnings[0]
@@ -857,7 +866,7 @@ def test_mark_unsafe_true_does_not_warn(project: Path) -> None:
 def test_gather_facts_with_a_playbook_warns(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  gatherFacts: true\n")
     watch, warnings = load_one(path)
-    assert watch.gather_facts is True
+    assert watch.automation.gather_facts is True
     assert warnings == [
         f"{path}: entry 1: key 'gatherFacts': gatherFacts applies to roles only; "
         "a playbook decides itself"
@@ -873,27 +882,27 @@ def test_drift_with_every_key(project: Path) -> None:
         HEAD + "  playbook: playbook.yml\n  drift: {mode: check, interval: 10m, remediate: true}\n",
     )
     watch, warnings = load_one(path)
-    assert (watch.drift_interval, watch.drift_remediate) == (600.0, True)
+    assert (watch.policy.drift_interval, watch.policy.drift_remediate) == (600.0, True)
     assert warnings == []
 
 
 def test_drift_mode_and_remediate_have_defaults(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  drift: {interval: 90}\n")
     watch, _ = load_one(path)
-    assert (watch.drift_interval, watch.drift_remediate) == (90.0, False)
+    assert (watch.policy.drift_interval, watch.policy.drift_remediate) == (90.0, False)
     path = write(project, HEAD + "  playbook: playbook.yml\n  drift: {mode: null, interval: 1h}\n")
-    assert load_one(path)[0].drift_interval == 3600.0
+    assert load_one(path)[0].policy.drift_interval == 3600.0
 
 
 def test_no_drift_means_no_checks(project: Path) -> None:
     for text in ("", "  drift: null\n"):
         watch, _ = load_one(write(project, HEAD + "  playbook: playbook.yml\n" + text))
-        assert (watch.drift_interval, watch.drift_remediate) == (None, False)
+        assert (watch.policy.drift_interval, watch.policy.drift_remediate) == (None, False)
 
 
 def test_drift_interval_from_the_environment(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  drift: {interval: '${EVERY}'}\n")
-    assert load_one(path, {"EVERY": "2s"})[0].drift_interval == 2.0
+    assert load_one(path, {"EVERY": "2s"})[0].policy.drift_interval == 2.0
 
 
 @pytest.mark.parametrize(
@@ -928,11 +937,11 @@ def test_drift_typo_at_the_top_suggests_drift(project: Path) -> None:
 def test_retry_limit_and_backoff(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  retry: {limit: 5, backoff: 30s}\n")
     watch, _ = load_one(path)
-    assert (watch.retry_limit, watch.retry_backoff) == (5, 30.0)
+    assert (watch.policy.retry_limit, watch.policy.retry_backoff) == (5, 30.0)
     watch, _ = load_one(write(project, HEAD + "  playbook: playbook.yml\n"))
-    assert (watch.retry_limit, watch.retry_backoff) == (None, None)
+    assert (watch.policy.retry_limit, watch.policy.retry_backoff) == (None, None)
     watch, _ = load_one(write(project, HEAD + "  playbook: playbook.yml\n  retry: {limit: 0}\n"))
-    assert (watch.retry_limit, watch.retry_backoff) == (0, None)
+    assert (watch.policy.retry_limit, watch.policy.retry_backoff) == (0, None)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import copy
 import gc
 import weakref
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,19 +25,13 @@ from bridge.controller.reconcile import (
 from bridge.executors import EventCallback
 from bridge.executors.local import CHECK_CMDLINE, LocalExecutor, runner_cmdline
 from bridge.kube.client import ObjectKey
-from bridge.model.records import (
-    ChangedTask,
-    FinalizerSpec,
-    HostStats,
-    RunResult,
-    RunSpec,
-    Watch,
-)
-from tests.unit.helpers import merge, spec_for
+from bridge.model.records import ChangedTask, HostStats, RunResult, RunSpec
+from bridge.model.watch import FinalizerSpec, Watch
+from tests.unit.helpers import make_watch, merge, spec_for
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-WATCH = Watch(group="a.io", version="v1", kind="A", playbook=Path("/p.yml"))
-FIN = Watch(
+WATCH = make_watch(group="a.io", version="v1", kind="A", playbook=Path("/p.yml"))
+FIN = make_watch(
     group="a.io",
     version="v1",
     kind="A",
@@ -93,7 +86,7 @@ def test_annotation_change_runs_only_when_watched() -> None:
     status = {"observedGeneration": 1, "lastRun": {"generation": 1, "annotations": recorded}}
     changed = body(1, status, annotations={"team": "b"})
     assert decide(changed, WATCH, done=None, now=NOW).kind == "none"
-    watching = Watch(**{**WATCH.__dict__, "watch_annotations_changes": True})
+    watching = make_watch(WATCH, watch_annotations_changes=True)
     action = decide(changed, watching, done=None, now=NOW)
     assert (action.kind, action.trigger) == ("run", "annotation")
     same = body(1, status, annotations={"team": "a"})
@@ -109,7 +102,7 @@ def test_kubectl_last_applied_annotation_is_not_a_change() -> None:
 
 
 def test_periodic_run_falls_due_after_the_period() -> None:
-    watch = Watch(**{**WATCH.__dict__, "reconcile_period": 60.0})
+    watch = make_watch(WATCH, reconcile_period=60.0)
     finished = NOW - timedelta(seconds=30)
     status = {
         "observedGeneration": 1,
@@ -122,7 +115,7 @@ def test_periodic_run_falls_due_after_the_period() -> None:
 
 
 def test_periodic_uses_the_later_of_memory_and_status() -> None:
-    watch = Watch(**{**WATCH.__dict__, "reconcile_period": 60.0})
+    watch = make_watch(WATCH, reconcile_period=60.0)
     old = (NOW - timedelta(seconds=300)).strftime("%Y-%m-%dT%H:%M:%SZ")
     status = {"observedGeneration": 1, "lastRun": {"generation": 1, "finishedAt": old}}
     done = Done(generation=1, finished_at=NOW)
@@ -130,7 +123,7 @@ def test_periodic_uses_the_later_of_memory_and_status() -> None:
 
 
 def test_period_annotation_overrides_the_watch() -> None:
-    watch = Watch(**{**WATCH.__dict__, "reconcile_period": 3600.0})
+    watch = make_watch(WATCH, reconcile_period=3600.0)
     sdk = {"annotations": {"ansible.sdk.operatorframework.io/reconcile-period": "30s"}}
     ours = {"annotations": {"ansible-bridge.io/reconcile-period": "1m"}}
     assert reconcile_period(sdk, watch) == 30.0
@@ -176,8 +169,8 @@ def test_a_due_retry_runs_and_a_pending_one_sets_the_wake_time() -> None:
 
 # --- drift checks ---------------------------------------------------------------------------
 
-DRIFT = Watch(**{**WATCH.__dict__, "drift_interval": 600.0})
-REMEDIATE = Watch(**{**DRIFT.__dict__, "drift_remediate": True})
+DRIFT = make_watch(WATCH, drift_interval=600.0)
+REMEDIATE = make_watch(DRIFT, drift_remediate=True)
 
 
 def stamp(when: datetime) -> str:
@@ -263,7 +256,7 @@ def test_a_new_generation_runs_before_a_due_check() -> None:
 def test_requests_retries_and_periodic_runs_come_before_a_due_check() -> None:
     requested = body(1, ran(7000), annotations={"ansible-bridge.io/run-requested": "t9"})
     assert decide(requested, DRIFT, done=None, now=NOW).trigger == "requested"
-    periodic = Watch(**{**DRIFT.__dict__, "reconcile_period": 600.0})
+    periodic = make_watch(DRIFT, reconcile_period=600.0)
     assert decide(body(1, ran(7000)), periodic, done=None, now=NOW).trigger == "periodic"
     retry = Done(
         generation=1,
@@ -275,10 +268,10 @@ def test_requests_retries_and_periodic_runs_come_before_a_due_check() -> None:
 
 
 def test_the_wake_time_is_the_earliest_of_period_retry_and_check() -> None:
-    periodic = Watch(**{**DRIFT.__dict__, "reconcile_period": 3600.0})
+    periodic = make_watch(DRIFT, reconcile_period=3600.0)
     waiting = decide(body(1, ran(100)), periodic, done=None, now=NOW)
     assert waiting.wake_at == NOW + timedelta(seconds=500)  # the check, before the period
-    rare = Watch(**{**DRIFT.__dict__, "drift_interval": 7200.0, "reconcile_period": 3600.0})
+    rare = make_watch(DRIFT, drift_interval=7200.0, reconcile_period=3600.0)
     waiting = decide(body(1, ran(100)), rare, done=None, now=NOW)
     assert waiting.wake_at == NOW + timedelta(seconds=3500)  # the period, before the check
     soon = NOW + timedelta(seconds=20)
@@ -410,7 +403,7 @@ class Harness:
     def __init__(self, tmp_path: Path, watch: Watch, executor: FakeExecutor) -> None:
         playbook = tmp_path / "p.yml"
         playbook.write_text("- hosts: localhost\n  tasks: []\n")
-        self.watch = replace(watch, playbook=playbook)
+        self.watch = make_watch(watch, playbook=playbook)
         self.executor = executor
         self.kube = FakeKube({"content": "one"})
         self.now = NOW

@@ -19,10 +19,11 @@ from bridge.controller.reconcile import Controller, decide
 from bridge.controller.scheduling import BACKGROUND, URGENT, PrioritySlots, jitter, priority
 from bridge.executors import EventCallback
 from bridge.kube.client import ObjectKey
-from bridge.model.records import HostStats, RunResult, RunSpec, Watch
+from bridge.model.records import HostStats, RunResult, RunSpec
+from tests.unit.helpers import make_watch
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-WATCH = Watch(group="a.io", version="v1", kind="A", playbook=Path("/p.yml"))
+WATCH = make_watch(group="a.io", version="v1", kind="A", playbook=Path("/p.yml"))
 
 
 # --- jitter -----------------------------------------------------------------------------------
@@ -67,7 +68,7 @@ def ran(uid: str, ago: float) -> dict[str, Any]:
 
 
 def test_periodic_runs_fall_due_early_by_the_resources_jitter() -> None:
-    watch = Watch(**{**WATCH.__dict__, "reconcile_period": 600.0})
+    watch = make_watch(WATCH, reconcile_period=600.0)
     wakes = set()
     for uid in ("a", "b", "c", "d"):
         offset = jitter(600.0, uid)
@@ -85,7 +86,7 @@ def test_periodic_runs_fall_due_early_by_the_resources_jitter() -> None:
 
 
 def test_drift_checks_fall_due_early_by_the_resources_jitter() -> None:
-    watch = Watch(**{**WATCH.__dict__, "drift_interval": 1000.0})
+    watch = make_watch(WATCH, drift_interval=1000.0)
     waiting = decide(ran("x", 0), watch, done=None, now=NOW)
     assert waiting.wake_at == NOW + timedelta(seconds=1000 - jitter(1000.0, "x"))
     due = decide(ran("x", 0), watch, done=None, now=NOW + timedelta(seconds=1000))
@@ -342,7 +343,9 @@ def test_the_controller_serves_new_and_changed_resources_before_periodic_runs(
 ) -> None:
     playbook = tmp_path / "p.yml"
     playbook.write_text("- hosts: localhost\n  tasks: []\n")
-    watch = Watch(group="a.io", version="v1", kind="A", playbook=playbook, reconcile_period=60.0)
+    watch = make_watch(
+        group="a.io", version="v1", kind="A", playbook=playbook, reconcile_period=60.0
+    )
     cluster, executor = Cluster(), GatedExecutor()
     settings = OperatorSettings(
         watches_file=tmp_path / "watches.yaml",

@@ -29,7 +29,9 @@ from bridge.executors.local import LocalExecutor
 from bridge.executors.router import ExecutorRouter, build_executor
 from bridge.executors.warm.executor import WarmExecutor
 from bridge.model.errors import WatchesError
-from bridge.model.records import JobOptions, ResourceRef, RunnerEvent, RunResult, RunSpec, Watch
+from bridge.model.records import ResourceRef, RunnerEvent, RunResult, RunSpec
+from bridge.model.watch import JobOptions, Watch
+from tests.unit.helpers import make_watch
 
 UID = "0b6f3c4e-1111-2222-3333-444455556666"
 RESOURCE = ResourceRef("test.io/v1", "Probe", "team-a", "p1", UID)
@@ -167,8 +169,8 @@ def test_watches_executor_and_job_options(tmp_path: Path) -> None:
         ttlSecondsAfterFinished: 60, namespace: jobs}""",
     )
     assert warnings == []
-    assert watch.executor == "job"
-    assert watch.job == JobOptions(
+    assert watch.executor.name == "job"
+    assert watch.executor.job == JobOptions(
         image="ee:1",
         resources={"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 2}},
         service_account="runner",
@@ -178,9 +180,9 @@ def test_watches_executor_and_job_options(tmp_path: Path) -> None:
         namespace="jobs",
     )
     (plain,), _ = load(tmp_path, "")
-    assert plain.executor is None and plain.job is None
+    assert plain.executor.name is None and plain.executor.job is None
     (defaults,), _ = load(tmp_path, "executor: job")
-    assert defaults.job == JobOptions()
+    assert defaults.executor.job == JobOptions()
 
 
 @pytest.mark.parametrize(
@@ -218,7 +220,7 @@ def test_watches_job_errors_name_the_key(tmp_path: Path, text: str, key: str, sa
 
 def test_watches_warn_about_job_options_without_the_job_executor(tmp_path: Path) -> None:
     (watch,), warnings = load(tmp_path, "job: {image: x}")
-    assert watch.executor is None
+    assert watch.executor.name is None
     assert any("key 'job'" in w and "executor: job" in w for w in warnings)
 
 
@@ -258,7 +260,7 @@ def test_router_hands_each_run_to_its_watchs_executor(tmp_path: Path) -> None:
 
 
 def test_build_executor_without_per_watch_executors_is_the_default_one(tmp_path: Path) -> None:
-    watches = (Watch(group="test.io", version="v1", kind="Probe", playbook=tmp_path / "pb"),)
+    watches = (make_watch(group="test.io", version="v1", kind="Probe", playbook=tmp_path / "pb"),)
     settings = OperatorSettings(watches_file=tmp_path / "w.yaml", watches=watches)
     executor = build_executor(settings)
     assert isinstance(executor, WarmExecutor)  # the default --executor
@@ -406,7 +408,7 @@ def test_first_run_deletes_jobs_left_by_an_earlier_operator_for_its_watches(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
-    watch = Watch(group="test.io", version="v1", kind="Probe", playbook=tmp_path / "pb.yml")
+    watch = make_watch(group="test.io", version="v1", kind="Probe", playbook=tmp_path / "pb.yml")
     ours = job_manifest(
         spec_of(tmp_path, "old1"), JobOptions(), image="i", namespace="ns", watch_key=WATCH_KEY
     )

@@ -32,10 +32,11 @@ from bridge.kube.proxy import (
     mark_owner,
     uses_owner_reference,
 )
-from bridge.model.records import FinalizerSpec, Watch
+from bridge.model.watch import FinalizerSpec, Watch
+from tests.unit.helpers import make_watch
 
-MEMCACHED = Watch(group="cache.example.com", version="v1alpha1", kind="Memcached")
-CLUSTERED = Watch(group="cache.example.com", version="v1alpha1", kind="Fleet", scope="Cluster")
+MEMCACHED = make_watch(group="cache.example.com", version="v1alpha1", kind="Memcached")
+CLUSTERED = make_watch(group="cache.example.com", version="v1alpha1", kind="Fleet", scope="Cluster")
 DEPLOYMENTS = Stream("apps", "v1", "deployments", "Deployment", True, None)
 CLUSTER_ROLES = Stream(
     "rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False, None
@@ -267,7 +268,7 @@ def test_cluster_scoped_dependents_count_only_with_watch_cluster_scoped_resource
     }
     obj = dependent(annotations=annotations, namespace=None)
     assert owners_of(obj, CLUSTER_ROLES, [MEMCACHED]) == []
-    watching = Watch(
+    watching = make_watch(
         group="cache.example.com",
         version="v1alpha1",
         kind="Memcached",
@@ -277,13 +278,13 @@ def test_cluster_scoped_dependents_count_only_with_watch_cluster_scoped_resource
 
 
 def test_watch_dependent_resources_false_and_blacklist_name_nobody() -> None:
-    off = Watch(
+    off = make_watch(
         group="cache.example.com",
         version="v1alpha1",
         kind="Memcached",
         watch_dependent_resources=False,
     )
-    listed = Watch(
+    listed = make_watch(
         group="cache.example.com",
         version="v1alpha1",
         kind="Memcached",
@@ -361,7 +362,7 @@ def test_a_deleted_owner_is_finalized_not_run_for_its_dependents() -> None:
     body = ran_body()
     body["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     body["metadata"]["finalizers"] = ["cache.example.com/finalizer"]
-    finalizing = Watch(
+    finalizing = make_watch(
         group="cache.example.com",
         version="v1alpha1",
         kind="Memcached",
@@ -388,9 +389,9 @@ def load(tmp_path: Path, extra: str) -> Watch:
 
 def test_the_dependents_keys_default_as_the_sdks(tmp_path: Path) -> None:
     watch = load(tmp_path, "")
-    assert watch.watch_dependent_resources is True
-    assert watch.watch_cluster_scoped_resources is False
-    assert watch.blacklist == ()
+    assert watch.dependents.enabled is True
+    assert watch.dependents.cluster_scoped is False
+    assert watch.dependents.blacklist == ()
 
 
 def test_the_dependents_keys_are_read(tmp_path: Path) -> None:
@@ -400,9 +401,9 @@ def test_the_dependents_keys_are_read(tmp_path: Path) -> None:
         "  blacklist:\n    - {group: apps, version: v1, kind: Deployment}\n"
         "    - {version: v1, kind: ConfigMap}\n",
     )
-    assert watch.watch_dependent_resources is False
-    assert watch.watch_cluster_scoped_resources is True
-    assert watch.blacklist == (("apps", "v1", "Deployment"), ("", "v1", "ConfigMap"))
+    assert watch.dependents.enabled is False
+    assert watch.dependents.cluster_scoped is True
+    assert watch.dependents.blacklist == (("apps", "v1", "Deployment"), ("", "v1", "ConfigMap"))
 
 
 @pytest.mark.parametrize(

@@ -12,16 +12,12 @@ import pytest
 import yaml
 
 from bridge.cli.main import main
-from bridge.config.argspec import (
-    EntryPoint,
-    iter_options,
-    load_argument_specs,
-    parse_argument_specs,
-)
+from bridge.config.argspec import iter_options, load_argument_specs, parse_argument_specs
 from bridge.config.watches import load_watches
 from bridge.model.names import to_camel, to_snake
-from bridge.model.records import Watch
+from bridge.model.watch import EntryPoint, Watch
 from bridge.tools import crdgen
+from tests.unit.helpers import make_watch
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOKS = REPO / "playbooks"
@@ -64,7 +60,7 @@ def watch(**kwargs: Any) -> Watch:
         "source": "watches.yaml: entry 1",
     }
     values.update(kwargs)
-    return Watch(**values)
+    return make_watch(**values)
 
 
 # --- names ------------------------------------------------------------------------------------

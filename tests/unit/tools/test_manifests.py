@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from bridge.cli.main import build_parser
-from bridge.model.records import Watch
+from bridge.model.watch import Watch
 from bridge.tools import manifests
 from bridge.tools.manifests import Manifest, generate, main, rbac_manifests, render
+from tests.unit.helpers import make_watch
 
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
@@ -23,7 +24,7 @@ Grant = tuple[str, str, str]
 
 
 def watch(kind: str = "ServiceConfig", group: str = "demo.example.com", **kw: Any) -> Watch:
-    return Watch(group=group, version=kw.pop("version", "v1alpha1"), kind=kind, **kw)
+    return make_watch(group=group, version=kw.pop("version", "v1alpha1"), kind=kind, **kw)
 
 
 def grants(manifest: Manifest) -> set[Grant]:

@@ -11,9 +11,9 @@ import yaml
 
 from bridge.cli.main import main
 from bridge.config.argspec import parse_argument_specs
-from bridge.model.records import Watch
 from bridge.tools import crdgen, scaffold
 from bridge.tools.scaffold import ScaffoldError, new, sample_spec
+from tests.unit.helpers import make_watch
 
 REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / "playbooks" / "roles" / "service_config"
@@ -102,7 +102,7 @@ def test_sample_manifests_put_the_secret_first() -> None:
     spec = parse_argument_specs(
         {"argument_specs": {"main": {"options": {"pw": {"required": True}, "x": {}}}}}, "s.yml"
     )["main"]
-    watch = Watch(
+    watch = make_watch(
         group="a.io",
         version="v1",
         kind="Thing",
