@@ -21,9 +21,11 @@ venv: $(STAMP)
 controlplane: $(STAMP)
 	$(BIN)/ansible-bridge controlplane assets
 
+# ruff, and the import contracts of [tool.importlinter] in pyproject.toml (the README's code map).
 lint: $(STAMP)
 	$(BIN)/ruff check bridge tests
 	$(BIN)/ruff format --check bridge tests
+	$(BIN)/lint-imports
 
 types: $(STAMP)
 	$(BIN)/mypy
