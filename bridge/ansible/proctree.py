@@ -14,8 +14,7 @@ import signal
 import time
 from pathlib import Path
 
-#: The environment variable set for every run: its value is the run id.
-MARKER = "ANSIBLE_BRIDGE_RUN_ID"
+from bridge.model.process import MARKER
 
 
 def marked(run_id: str, proc: Path = Path("/proc")) -> list[int]:

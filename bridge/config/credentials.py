@@ -1,7 +1,8 @@
 """Credentials and inventories for runs: a watch's ``credentials`` and non-path ``inventory`` keys.
 
-Parsing (watches.yaml, pure), resolution at run time (from the resource's own namespace only),
-and what the executor does with the result (:func:`apply`, :func:`cleanup`).
+Parsing (watches.yaml, pure) and resolution at run time (from the resource's own namespace
+only). What an executor does with the result (files in the run's private dir, an ssh-agent, its
+own SSH ControlPath) is :mod:`bridge.executors.plumbing`'s.
 
 ``credentials`` maps keys of one Secret to what a run needs::
 
@@ -41,24 +42,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import os
 import re
-import select
-import shlex
-import shutil
-import stat
-import tempfile
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bridge.ansible import proctree
 from bridge.model.errors import PermanentError
-from bridge.model.records import RunCredentials, RunSpec, plain
+from bridge.model.process import MARKER
+from bridge.model.records import RunCredentials, plain
 from bridge.model.watch import DEFAULT_INVENTORY_KEY, Credentials, InventorySource
 
 #: Reads an object's ``data`` by namespace and name (Secrets: base64 values); None if absent.
@@ -79,9 +71,7 @@ _DATA_KEY_RE = re.compile(r"[-._a-zA-Z0-9]+")
 _FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: Environment variables a credential may not set (the run's process marker, its PATH).
-_RESERVED_ENV = frozenset({proctree.MARKER, "PATH"})
-#: ansible-runner's FIFO for the SSH key, in the run's artifact folder.
-_SSH_FIFO = "ssh_key_data"
+_RESERVED_ENV = frozenset({MARKER, "PATH"})
 
 
 class CredentialsError(ValueError):
@@ -346,96 +336,3 @@ async def resolve_inventory(
     if source.key not in data:
         raise PermanentError(f"{what} has no key '{source.key}'", reason=f"{kind}KeyNotFound")
     return _decode(data, source.key, what) if kind == "Secret" else data[source.key]
-
-
-# --- the executor's side ------------------------------------------------------------------------
-
-
-def _write_private(path: Path, text: str) -> Path:
-    """Write ``text`` to a new file readable by its owner only (0600)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    return path
-
-
-def _control_dirs(run_id: str) -> list[Path]:
-    return list(Path(tempfile.gettempdir()).glob(f"ab-ssh-{run_id}-*"))
-
-
-def apply(options: dict[str, Any], spec: RunSpec, private: Path) -> None:
-    """Add ``spec``'s inventory text and credentials to ansible-runner's ``options`` for a run
-    whose private dir (0700, removed after the run) is ``private``. Call :func:`cleanup` after
-    the run, whatever happened."""
-    if spec.inventory_text is None and spec.credentials is None:
-        return
-    folder = private / "bridge"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    if spec.inventory_text is not None:
-        options["inventory"] = str(_write_private(folder / "inventory", spec.inventory_text))
-    creds = spec.credentials
-    if creds is None:
-        return
-    env: dict[str, str] = dict(options.get("envvars") or {})
-    env.update(creds.env)
-    args: list[str] = []
-    if creds.ssh_private_key is not None:
-        path = env.get("PATH")
-        if shutil.which("ssh-agent", path=path) and shutil.which("ssh-add", path=path):
-            options["ssh_key"] = creds.ssh_private_key
-        else:
-            key = _write_private(folder / "ssh_key", creds.ssh_private_key)
-            env["ANSIBLE_PRIVATE_KEY_FILE"] = str(key)
-    if creds.become_password is not None:
-        args += [
-            "--become-password-file",
-            str(_write_private(folder / "become", creds.become_password)),
-        ]
-    if creds.vault_password is not None:
-        args += [
-            "--vault-password-file",
-            str(_write_private(folder / "vault", creds.vault_password)),
-        ]
-    # SSH connections of this run are its own: ansible's persistent connections (ControlPersist)
-    # live in a folder of the run (short: socket paths are limited), never shared with others.
-    env["ANSIBLE_SSH_CONTROL_PATH_DIR"] = tempfile.mkdtemp(prefix=f"ab-ssh-{spec.run_id}-")
-    options["envvars"] = env
-    if args:
-        options["cmdline"] = " ".join(
-            filter(None, [options.get("cmdline"), " ".join(shlex.quote(a) for a in args)])
-        )
-
-
-def cleanup(spec: RunSpec) -> None:
-    """After a run with credentials: stop what it left (persistent SSH connections, its
-    ssh-agent), remove its SSH ControlPath folder, and release and remove ansible-runner's SSH
-    key FIFO if nothing read it (its writer thread would wait forever)."""
-    if spec.credentials is None:
-        return
-    proctree.stop(spec.run_id, grace=0)
-    for folder in _control_dirs(spec.run_id):
-        shutil.rmtree(folder, ignore_errors=True)
-    fifo = spec.artifact_dir / spec.run_id / _SSH_FIFO
-    with contextlib.suppress(FileNotFoundError):
-        if stat.S_ISFIFO(fifo.lstat().st_mode):
-            _drain(fifo)
-        fifo.unlink()
-
-
-def _drain(fifo: Path, timeout: float = 2.0) -> None:
-    """Read ``fifo`` to its end (or for ``timeout`` seconds), so that its writer finishes."""
-    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        seen = False
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if chunk:
-                seen = True
-            elif seen:
-                return  # the writer wrote and closed
-    finally:
-        os.close(fd)

@@ -18,6 +18,10 @@ EventCallback = Callable[[RunnerEvent], None]
 class Executor(Protocol):
     """Runs one playbook run to completion (or until cancelled)."""
 
+    #: Whether it runs :attr:`RunSpec.check` runs in check mode (``--check --diff``): the
+    #: controller checks for drift only with an executor that does.
+    supports_check: bool
+
     async def run(self, spec: RunSpec, on_event: EventCallback) -> RunResult: ...
 
     async def close(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge.executors.job.executor import job_manifest
+from bridge.executors.job.manifest import job_manifest
 from bridge.model.records import ResourceRef, RunSpec
 from bridge.model.watch import JobOptions
 from tests.e2e.conftest import DATA, GROUP, VERSION, Bridge, ansible_processes, wait_for

@@ -19,10 +19,10 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bridge.ansible import proctree
+from bridge.model.process import MARKER
 
 #: Variables the server sets per run itself (they are not read at import).
-PER_RUN = frozenset({proctree.MARKER, "AWX_ISOLATED_DATA_DIR", "ANSIBLE_CACHE_PLUGIN_CONNECTION"})
+PER_RUN = frozenset({MARKER, "AWX_ISOLATED_DATA_DIR", "ANSIBLE_CACHE_PLUGIN_CONNECTION"})
 #: Variables outside ``ANSIBLE_*`` that Ansible or Python read at start-up.
 _READ_AT_IMPORT = frozenset(
     {

@@ -7,13 +7,13 @@ it per run. The child becomes the process ansible-runner would have spawned (own
 pseudo-terminal, the run's environment and working folder, ansible-runner's ``awx_display``
 stdout callback) and calls Ansible's CLI in-process; the operator reads the terminal and writes
 the artifacts with ansible-runner's own ``Runner`` callbacks (:mod:`bridge.executors.warm.client`).
-Everything else is as in :class:`~bridge.executors.local.LocalExecutor`: the private data dir
-(0700, ``env/extravars`` 0600, the generated role playbook, the localhost inventory), the
-artifacts per run id and their rotation, the events streamed to ``on_event`` and read by
-:class:`~bridge.ansible.results.ResultBuilder`, the ``ANSIBLE_BRIDGE_RUN_ID`` marker of every
-process of
-the run, cancellation and timeouts (SIGINT the run's processes, SIGKILL after the grace period,
-and only then does the caller see the cancellation), secrets scrubbed from the artifacts.
+Everything else is as in the local executor (the shared :mod:`bridge.executors.plumbing`): the
+private data dir (0700, ``env/extravars`` 0600, the generated role playbook, the localhost
+inventory), the artifacts per run id and their rotation, the events streamed to ``on_event`` and
+read by :class:`~bridge.ansible.results.ResultBuilder`, the ``ANSIBLE_BRIDGE_RUN_ID`` marker of
+every process of the run, cancellation and timeouts (SIGINT the run's processes, SIGKILL after
+the grace period, and only then does the caller see the cancellation), secrets scrubbed from the
+artifacts.
 
 Global state of Ansible cannot leak from one run into the next: the server never runs anything,
 and what a run changes (variables, facts, ``context.CLIARGS``, plugin loader caches and paths,
@@ -44,10 +44,10 @@ import asyncio
 import collections
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -56,13 +56,15 @@ from typing import Any
 
 from bridge.ansible import proctree, secrets
 from bridge.config.settings import RunnerSettings
-from bridge.executors import EventCallback
-from bridge.executors.local import (
+from bridge.executors import EventCallback, Executor
+from bridge.executors.plumbing import (
     EventRelay,
-    LocalExecutor,
     await_run,
+    new_private_dir,
+    prepare_private_dir,
     run_outcome,
     runner_options,
+    stop_run,
     timeout_message,
 )
 from bridge.executors.warm.client import RunLost, WarmError, WarmServer, execute, interpreter_of
@@ -102,15 +104,18 @@ class _Fallback:
 
 
 class WarmExecutor:
-    """Runs playbooks forked from a warm Ansible process; falls back to :class:`LocalExecutor`."""
+    """Runs playbooks forked from a warm Ansible process; hands the runs it cannot serve warm to
+    ``fallback`` (the local executor, built by :mod:`bridge.executors.router`)."""
 
-    #: Check runs (drift) are served: they go to the local executor, with --check --diff.
+    #: Check runs (drift) are served: they go to the fallback, with --check --diff.
     supports_check = True
 
-    def __init__(self, settings: RunnerSettings, warm: WarmSettings | None = None) -> None:
+    def __init__(
+        self, settings: RunnerSettings, warm: WarmSettings | None = None, *, fallback: Executor
+    ) -> None:
         self._settings = settings
         self._warm = warm or WarmSettings()
-        self._local = LocalExecutor(settings)
+        self._fallback = fallback
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max(1, settings.max_concurrent_runs) + 2,
             thread_name_prefix="ansible-warm",
@@ -140,26 +145,26 @@ class WarmExecutor:
         await asyncio.to_thread(self._stop_server)
         for run_id in in_flight:  # and what left that group (Ansible's workers)
             await asyncio.to_thread(proctree.stop, run_id, grace=0)
-        await self._local.close()
+        await self._fallback.close()
 
     async def run(self, spec: RunSpec, on_event: EventCallback) -> RunResult:
-        if getattr(spec, "check", False):
-            # A drift check (--check --diff): the local executor knows how to run one. (This
-            # executor does not claim ``supports_check``; this is in case one comes anyway.)
+        if spec.check:
+            # A drift check (--check --diff): the local executor runs it (the warm server runs
+            # the command line of a real run only).
             self.counts["local"] += 1
             logger.info("run %s is a check run: the local executor runs it", spec.run_id)
-            return await self._local.run(spec, on_event)
+            return await self._fallback.run(spec, on_event)
         if spec.credentials is not None or spec.inventory_text is not None:
             # ansible-runner's ssh-agent wrapper, password files and the run's own inventory
-            # are the local executor's (bridge.config.credentials); the warm server has none of
-            # them.
+            # (bridge.executors.plumbing.apply_credentials) are the local executor's; the warm
+            # server has none of them.
             self.counts["local"] += 1
             logger.info(
                 "run %s has credentials or an inventory from the cluster: the local executor "
                 "runs it",
                 spec.run_id,
             )
-            return await self._local.run(spec, on_event)
+            return await self._fallback.run(spec, on_event)
         cancel = threading.Event()
         relay = EventRelay(asyncio.get_running_loop(), on_event)
         started = time.monotonic()
@@ -169,9 +174,10 @@ class WarmExecutor:
             self._pool, self._run_sync, spec, relay.handle, cancel
         )
         try:
-            outcome, timed_out = await await_run(
-                spec, cancel, future, grace=self._settings.stop_grace
+            stop = functools.partial(
+                stop_run, spec.run_id, cancel, future, grace=self._settings.stop_grace
             )
+            outcome, timed_out = await await_run(spec, future, stop)
         finally:
             self._cancels.discard(cancel)
             self._in_flight.discard(spec.run_id)
@@ -184,7 +190,7 @@ class WarmExecutor:
             if spec.timeout is not None:
                 left = max(spec.timeout - (time.monotonic() - started), 0.001)
                 spec = dataclasses.replace(spec, timeout=left)
-            return await self._local.run(spec, on_event)
+            return await self._fallback.run(spec, on_event)
         status: RunStatus
         if isinstance(outcome, _Fallback):  # timed out before it started
             status, rc, message = "timeout", None, ""
@@ -200,12 +206,10 @@ class WarmExecutor:
     ) -> tuple[RunStatus, int | None, str] | _Fallback:
         from ansible_runner.interface import init_runner
 
-        spec.artifact_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Beside the artifacts, not in them (rotated), as the local executor does.
-        private = Path(tempfile.mkdtemp(prefix=f"run-{spec.run_id}-", dir=spec.artifact_dir.parent))
+        private = new_private_dir(spec)
         fallback: _Fallback | None = None
         try:
-            inventory, playbook = self._local._prepare(private, spec)
+            inventory, playbook = prepare_private_dir(private, spec, self._settings)
             # ansible-runner prepares the run exactly as for the local executor (environment,
             # command line, working folder, artifact folder); only the process differs.
             runner = init_runner(

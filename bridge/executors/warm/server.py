@@ -46,7 +46,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
-#: The marker variable of bridge.ansible.proctree (this script must not import the bridge package).
+#: bridge.model.process.MARKER, the run marker (this script must not import the bridge package).
 MARKER = "ANSIBLE_BRIDGE_RUN_ID"
 #: The server's marker value: long enough to be overwritten by any run id that fits in it.
 PLACEHOLDER = "-" * 128
@@ -205,27 +205,27 @@ def _become_fresh_process(argv: list[str]) -> None:
     warnings.filterwarnings("ignore", message=_FINDER_WARNING)
 
 
-_MODULES: Any = None
+_SIBLINGS: dict[str, Any] = {}
 
 
-def _modules() -> Any:
-    """:mod:`bridge.executors.warm.modules`, loaded by path once (this script is not run as
-    part of a package)."""
-    global _MODULES
-    if _MODULES is None:
+def _sibling(name: str) -> Any:
+    """``bridge.executors.warm.<name>`` (:mod:`~bridge.executors.warm.modules`, the run
+    processes' side of module runs, or :mod:`~bridge.executors.warm.zygote`), loaded by path
+    once: this script is not run as part of a package."""
+    if name not in _SIBLINGS:
         import importlib.util
 
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modules.py")
-        spec = importlib.util.spec_from_file_location("_ansible_bridge_warm_modules", path)
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"_ansible_bridge_warm_{name}", path)
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {path}")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        _MODULES = module
-    return _MODULES
+        _SIBLINGS[name] = module
+    return _SIBLINGS[name]
 
 
-#: The socket that reaches the module zygote (see bridge.executors.warm.modules), when it started.
+#: The socket that reaches the module zygote (see bridge.executors.warm.zygote), when it started.
 _ZYGOTE: socket.socket | None = None
 
 
@@ -258,7 +258,7 @@ def _run_child(
     argv = [str(a) for a in request["argv"]]
     _become_fresh_process(argv)
     if _ZYGOTE is not None:
-        _modules().install(_ZYGOTE, sys.executable)
+        _sibling("modules").install(_ZYGOTE, sys.executable)
 
     from ansible.cli.playbook import PlaybookCLI
 
@@ -274,7 +274,7 @@ def _finish_child(code: int, rc_file: str | None) -> None:
     """What the interpreter does at exit (threads, atexit), then leave without the server's
     stack unwinding in this process."""
     try:
-        _modules().interpreter_exit()
+        _sibling("zygote").interpreter_exit()
     finally:
         if rc_file:
             with contextlib.suppress(OSError), open(rc_file, "w") as fh:
@@ -364,7 +364,8 @@ def main(argv: list[str]) -> int:
     global _ZYGOTE
     zygote_error = None
     try:
-        _ZYGOTE = _modules().start(MARKER, mark_environ)
+        _sibling("modules")  # once, here: every run child has it, as the zygote does
+        _ZYGOTE = _sibling("zygote").start(MARKER, mark_environ)
         if _ZYGOTE is None:
             zygote_error = "the module zygote did not start (see the server's stderr)"
     except Exception as exc:  # module runs then start a new Python, as usual

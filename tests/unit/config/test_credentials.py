@@ -1,14 +1,11 @@
-"""Credentials and inventories: parsed from watches.yaml, resolved in the resource's namespace
-only, handed to ansible-runner as files 0600 / ssh-agent / environment, cleaned up after."""
+"""Credentials and inventories: parsed from watches.yaml and resolved in the resource's namespace
+only (what a run does with them: tests/unit/executors/test_plumbing.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import re
-import stat
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -282,101 +279,6 @@ def test_inventory_resolves_inline_from_a_secret_and_from_a_config_map() -> None
         assert "inventory" in str(err.value)
     with pytest.raises(PermanentError):
         resolve(InventorySource(secret="app"), None)
-
-
-# --- the executor's side --------------------------------------------------------------------
-
-
-def spec_with(tmp_path: Path, creds: RunCredentials | None, inventory: str | None) -> RunSpec:
-    return RunSpec(
-        run_id="abc123",
-        resource=ResourceRef("v1", "K", "ns", "n", "u"),
-        generation=1,
-        trigger="create",
-        playbook=None,
-        extravars={},
-        inventory=None,
-        artifact_dir=tmp_path / "artifacts",
-        credentials=creds,
-        inventory_text=inventory,
-    )
-
-
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
-
-
-def test_apply_writes_passwords_and_inventory_0600_and_sets_env(tmp_path: Path) -> None:
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    creds = RunCredentials(
-        ssh_private_key=KEY + "\n",
-        become_password="b3c0me",
-        vault_password="v4ult",
-        env={"CLOUD_API_KEY": "api-key-value"},
-    )
-    spec = spec_with(tmp_path, creds, "[web]\n10.0.0.1\n")
-    options: dict[str, Any] = {"envvars": {"PATH": os.environ["PATH"]}, "cmdline": "--check"}
-    credentials.apply(options, spec, private)
-    try:
-        inventory = Path(options["inventory"])
-        assert inventory.read_text() == "[web]\n10.0.0.1\n" and mode(inventory) == 0o600
-        assert options["cmdline"].startswith("--check --become-password-file ")
-        words = options["cmdline"].split()
-        become = Path(words[words.index("--become-password-file") + 1])
-        vault = Path(words[words.index("--vault-password-file") + 1])
-        assert become.read_text() == "b3c0me" and mode(become) == 0o600
-        assert vault.read_text() == "v4ult" and mode(vault) == 0o600
-        assert private in become.parents and private in vault.parents
-        assert options["envvars"]["CLOUD_API_KEY"] == "api-key-value"
-        # ssh-agent is on PATH here: the key goes to ansible-runner's ssh_key (a FIFO), no file.
-        assert options["ssh_key"] == KEY + "\n"
-        assert "ANSIBLE_PRIVATE_KEY_FILE" not in options["envvars"]
-        control = Path(options["envvars"]["ANSIBLE_SSH_CONTROL_PATH_DIR"])
-        assert control.is_dir() and mode(control) == 0o700
-    finally:
-        credentials.cleanup(spec)
-    assert not control.exists()
-
-
-def test_without_ssh_agent_the_key_is_a_0600_file(tmp_path: Path) -> None:
-    private = tmp_path / "private"
-    private.mkdir(mode=0o700)
-    spec = spec_with(tmp_path, RunCredentials(ssh_private_key=KEY + "\n"), None)
-    options: dict[str, Any] = {"envvars": {"PATH": str(tmp_path / "empty")}}
-    credentials.apply(options, spec, private)
-    try:
-        key = Path(options["envvars"]["ANSIBLE_PRIVATE_KEY_FILE"])
-        assert key.read_text() == KEY + "\n" and mode(key) == 0o600
-        assert "ssh_key" not in options and "cmdline" not in options
-    finally:
-        credentials.cleanup(spec)
-
-
-def test_apply_leaves_runs_without_credentials_alone(tmp_path: Path) -> None:
-    options: dict[str, Any] = {"envvars": {}}
-    credentials.apply(options, spec_with(tmp_path, None, None), tmp_path)
-    assert options == {"envvars": {}}
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_cleanup_releases_a_fifo_nobody_read(tmp_path: Path) -> None:
-    spec = spec_with(tmp_path, RunCredentials(ssh_private_key=KEY + "\n"), None)
-    run_dir = spec.artifact_dir / spec.run_id
-    run_dir.mkdir(parents=True)
-    fifo = run_dir / "ssh_key_data"
-    os.mkfifo(fifo, 0o600)
-
-    def write() -> None:  # what ansible-runner's writer thread does
-        with open(fifo, "wb") as fh:
-            fh.write(KEY.encode())
-
-    writer = threading.Thread(target=write)
-    writer.start()
-    credentials.cleanup(spec)
-    writer.join(timeout=10)
-    assert not writer.is_alive()
-    assert not fifo.exists()
 
 
 # --- CRD and RBAC -----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The job executor without a cluster: the Job it builds, what it transmits, the watches keys,
-the router, and whole runs through real ``ansible-runner worker`` processes (ProcessTransport)
+and whole runs through real ``ansible-runner worker`` processes (ProcessTransport)
 with an in-memory stand-in for the Jobs API (the e2e tests use the real API server)."""
 
 from __future__ import annotations
@@ -14,21 +14,14 @@ from typing import Any
 import pytest
 
 from bridge.ansible import proctree
-from bridge.config.settings import JobSettings, OperatorSettings, RunnerSettings
+from bridge.config.settings import JobSettings, RunnerSettings
 from bridge.config.watches import load_watches
-from bridge.executors.job.executor import (
-    LABEL_GENERATION,
-    LABEL_RUN_ID,
-    LABEL_UID,
-    JobExecutor,
-    job_manifest,
-    job_name,
-    transmit_options,
-)
+from bridge.executors.job.executor import JobExecutor
+from bridge.executors.job.manifest import job_manifest, job_name, transmit_options
 from bridge.executors.local import LocalExecutor
-from bridge.executors.router import ExecutorRouter, build_executor
-from bridge.executors.warm.executor import WarmExecutor
+from bridge.model.annotations import LABEL_GENERATION, LABEL_RESOURCE_UID, LABEL_RUN_ID
 from bridge.model.errors import WatchesError
+from bridge.model.process import MARKER
 from bridge.model.records import ResourceRef, RunnerEvent, RunResult, RunSpec
 from bridge.model.watch import JobOptions, Watch
 from tests.unit.helpers import make_watch
@@ -73,7 +66,7 @@ def test_job_manifest_has_the_watchs_pod_spec_labels_and_a_stdin_worker(tmp_path
     assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
     meta = job["metadata"]
     assert meta["name"] == "ansible-bridge-run-run0001" and meta["namespace"] == "jobs"
-    labels = {LABEL_UID: UID, LABEL_GENERATION: "3", LABEL_RUN_ID: "run0001"}
+    labels = {LABEL_RESOURCE_UID: UID, LABEL_GENERATION: "3", LABEL_RUN_ID: "run0001"}
     assert labels.items() <= meta["labels"].items()
     assert meta["annotations"]["ansible-bridge.io/watch"] == WATCH_KEY
     spec = job["spec"]
@@ -222,49 +215,6 @@ def test_watches_warn_about_job_options_without_the_job_executor(tmp_path: Path)
     (watch,), warnings = load(tmp_path, "job: {image: x}")
     assert watch.executor.name is None
     assert any("key 'job'" in w and "executor: job" in w for w in warnings)
-
-
-# --- the router -----------------------------------------------------------------------------
-
-
-class Recorder:
-    supports_check = True
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.ran: list[str] = []
-        self.closed = False
-
-    async def run(self, spec: RunSpec, on_event: Any) -> RunResult:
-        self.ran.append(spec.run_id)
-        return RunResult(spec.run_id, "successful", message=self.name)
-
-    async def close(self) -> None:
-        self.closed = True
-
-
-def test_router_hands_each_run_to_its_watchs_executor(tmp_path: Path) -> None:
-    job, local = Recorder("job"), Recorder("local")
-    router = ExecutorRouter({WATCH_KEY: job}, local)
-    other = ResourceRef("test.io/v1", "Plain", "ns", "x", "u2")
-
-    async def go() -> list[str]:
-        first = await router.run(spec_of(tmp_path, "r1"), lambda e: None)
-        second = await router.run(spec_of(tmp_path, "r2", resource=other), lambda e: None)
-        await router.close()
-        return [first.message, second.message]
-
-    assert asyncio.run(go()) == ["job", "local"]
-    assert job.closed and local.closed
-    assert router.supports_check
-
-
-def test_build_executor_without_per_watch_executors_is_the_default_one(tmp_path: Path) -> None:
-    watches = (make_watch(group="test.io", version="v1", kind="Probe", playbook=tmp_path / "pb"),)
-    settings = OperatorSettings(watches_file=tmp_path / "w.yaml", watches=watches)
-    executor = build_executor(settings)
-    assert isinstance(executor, WarmExecutor)  # the default --executor
-    asyncio.run(executor.close())
 
 
 # --- whole runs through real ansible-runner worker processes --------------------------------
@@ -447,7 +397,7 @@ class HttpPod(MemoryJobs):
         import threading
 
         super().__init__()
-        env = dict(os.environ, **{proctree.MARKER: run_id})
+        env = dict(os.environ, **{MARKER: run_id})
         runner = str(Path(sys.executable).parent / "ansible-runner")
         self.proc = subprocess.Popen(
             [runner, "worker", "--private-data-dir", str(folder / "pod"), "--delete"],
@@ -495,7 +445,7 @@ class HttpPod(MemoryJobs):
 
 
 def test_pod_transport_sends_stdin_and_processes_the_log_stream(tmp_path: Path) -> None:
-    from bridge.executors.job.executor import PodTransport
+    from bridge.executors.job.transport import PodTransport
 
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
     spec = spec_of(
@@ -524,7 +474,7 @@ def test_pod_transport_sends_stdin_and_processes_the_log_stream(tmp_path: Path) 
     assert pod.sent.startswith(b'{"kwargs": ') and pod.sent.rstrip().endswith(b'{"eof": true}')
     kwargs = json.loads(pod.sent.split(b"\n", 1)[0])["kwargs"]
     assert not {"K8S_AUTH_HOST", "K8S_AUTH_API_KEY"} & set(kwargs["envvars"])
-    assert kwargs["envvars"][proctree.MARKER] == "podrun01"
+    assert kwargs["envvars"][MARKER] == "podrun01"
     files = {p.name for p in (tmp_path / "artifacts" / "podrun01").iterdir()}
     assert {"stdout", "rc", "status", "job_events"} <= files
     assert pod.deleted == [("ansible-bridge-run-podrun01", False)]

@@ -32,6 +32,7 @@ from bridge.config.settings import RunnerSettings
 from bridge.executors.local import LocalExecutor
 from bridge.executors.warm import config as _warm_config
 from bridge.executors.warm.executor import WarmExecutor, WarmSettings
+from bridge.model.process import MARKER
 from bridge.model.records import FailedTask, HostStats, ResourceRef, RunnerEvent, RunResult, RunSpec
 
 DATA = Path(__file__).parent.parent / "data" / "warm" / "project"
@@ -48,6 +49,11 @@ def copy_project(root: Path) -> Path:
     return project
 
 
+def warm_executor(settings: RunnerSettings, warm: WarmSettings | None = None) -> WarmExecutor:
+    """A warm executor as the router builds it: its own local executor as the fallback."""
+    return WarmExecutor(settings, warm, fallback=LocalExecutor(settings))
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_project(tmp_path_factory.mktemp("warm"))
@@ -55,7 +61,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def warm(project: Path) -> Iterator[WarmExecutor]:
-    executor = WarmExecutor(settings_for(project.parent))
+    executor = warm_executor(settings_for(project.parent))
     yield executor
     asyncio.run(executor.close())
     assert executor.server_pid is None
@@ -245,7 +251,7 @@ def test_artifacts_as_ansible_runner_writes_them(
     assert command["cwd"] == other_command["cwd"] == str(project)
     assert command["command"][0] == "ansible-playbook"
     assert command["command"][-1] == other_command["command"][-1]
-    assert command["env"][proctree.MARKER] == warm_spec.run_id
+    assert command["env"][MARKER] == warm_spec.run_id
     for path in [ours / "command", *(ours / "job_events").iterdir()]:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     # The private data dir is gone.
@@ -297,7 +303,7 @@ def test_timeout(project: Path, warm: WarmExecutor) -> None:
 
 def test_close_cancels_runs_in_flight(tmp_path: Path) -> None:
     project = copy_project(tmp_path)
-    executor = WarmExecutor(settings_for(tmp_path))
+    executor = warm_executor(settings_for(tmp_path))
     spec = spec_for(project, "sleep.yml")
 
     async def scenario() -> RunResult:
@@ -378,7 +384,7 @@ def test_a_run_outlives_its_server(project: Path, warm: WarmExecutor) -> None:
 
 def test_a_server_that_cannot_start_means_local_runs(tmp_path: Path) -> None:
     project = copy_project(tmp_path)
-    executor = WarmExecutor(settings_for(tmp_path), WarmSettings(start_timeout=0.01))
+    executor = warm_executor(settings_for(tmp_path), WarmSettings(start_timeout=0.01))
     try:
         result = run(executor, spec_for(project, role="greet"))
         assert result.succeeded and result.outputs == {"greeting": "hello nobody"}
@@ -411,7 +417,7 @@ def test_a_different_config_falls_back_to_local(
     project = copy_project(tmp_path)
     other = copy_project(tmp_path / "other")
     (other / "ansible.cfg").write_text("[defaults]\nforks = 7\n")
-    executor = WarmExecutor(settings_for(tmp_path))
+    executor = warm_executor(settings_for(tmp_path))
     try:
         first = run_warm(executor, spec_for(project, "probe.yml"))
         assert first.outputs["forks"] == 5
@@ -584,7 +590,7 @@ def test_the_server_follows_a_steady_change(
     same way, a server for them replaces it."""
     caplog.set_level(logging.INFO, logger="bridge.executors.warm.executor")
     project = copy_project(tmp_path)
-    executor = WarmExecutor(settings_for(tmp_path), WarmSettings(switch_after=2))
+    executor = warm_executor(settings_for(tmp_path), WarmSettings(switch_after=2))
     try:
         odd = spec_for(project, "probe.yml", envvars={"ANSIBLE_FORKS": "9"})
         assert run_warm(executor, odd).outputs["forks"] == 9
@@ -604,7 +610,7 @@ def test_a_server_that_prints_at_import_is_not_used(
     """What importing Ansible prints would be missing from warm runs' output: such a server is
     refused, and the run is a local one."""
     project = copy_project(tmp_path)
-    executor = WarmExecutor(settings_for(tmp_path))
+    executor = warm_executor(settings_for(tmp_path))
     try:
         result = run(executor, spec_for(project, "probe.yml", envvars={"PYTHONVERBOSE": "1"}))
         assert result.succeeded

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridge.executors.warm import modules as wm
+from bridge.executors.warm import zygote as wz
 
 PY = "/venv/bin/python3"
 SCRIPT = "/root/.ansible/tmp/ansible-tmp-1.2-3-4/AnsiballZ_file.py"
@@ -98,19 +99,19 @@ def payload(members: dict[str, bytes]) -> bytes:
     ).encode()
 
 
-def checker(site: Path, imported: tuple[str, ...] = ()) -> wm.Payload:
-    stubs = wm.package_stubs(str(site / "ansible"))
-    return wm.Payload(str(site), stubs, lambda name: name in imported)
+def checker(site: Path, imported: tuple[str, ...] = ()) -> wz.Payload:
+    stubs = wz.package_stubs(str(site / "ansible"))
+    return wz.Payload(str(site), stubs, lambda name: name in imported)
 
 
 def test_stubs_are_those_ansible_writes(site: Path) -> None:
-    stubs = wm.package_stubs(str(site / "ansible"))
+    stubs = wz.package_stubs(str(site / "ansible"))
     assert stubs["ansible/__init__.py"].endswith(b'__version__="9.9.9"\n__author__="Me"\n')
     assert b"extend_path" in stubs["ansible/module_utils/__init__.py"]
 
 
 def test_a_payload_of_installed_files_runs_in_the_zygote(site: Path) -> None:
-    stubs = wm.package_stubs(str(site / "ansible"))
+    stubs = wz.package_stubs(str(site / "ansible"))
     members = {
         **stubs,
         "ansible/modules/__init__.py": b"",
@@ -121,7 +122,7 @@ def test_a_payload_of_installed_files_runs_in_the_zygote(site: Path) -> None:
 
 
 def test_a_file_of_the_user_under_a_built_in_name_is_refused(site: Path) -> None:
-    stubs = wm.package_stubs(str(site / "ansible"))
+    stubs = wz.package_stubs(str(site / "ansible"))
     members = {**stubs, "ansible/modules/file.py": b"print('mine')\n"}
     reason = checker(site).refusal(payload(members))
     assert reason == "ansible/modules/file.py differs from the installed file"
@@ -153,9 +154,32 @@ def test_what_is_not_a_payload_is_refused(site: Path) -> None:
 
 def test_crc_and_size_are_those_of_the_installed_file(site: Path) -> None:
     data = (site / "ansible/modules/file.py").read_bytes()
-    stubs = wm.package_stubs(str(site / "ansible"))
+    stubs = wz.package_stubs(str(site / "ansible"))
     same = {**stubs, "ansible/modules/file.py": data}
     assert checker(site).refusal(payload(same)) is None
     os.truncate(site / "ansible/modules/file.py", len(data) - 1)  # installed file changed
     assert zlib.crc32(data) != zlib.crc32(data[:-1])
     assert checker(site).refusal(payload(same)) is not None
+
+
+@pytest.mark.parametrize("name", ["server", "modules", "zygote"])
+def test_the_warm_server_scripts_import_nothing_of_the_bridge(name: str) -> None:
+    """The server runs as a script (``python -P server.py``) and loads modules.py and zygote.py
+    by path: none of them may import the bridge package (standard library and Ansible only)."""
+    import ast
+
+    path = Path(wm.__file__).with_name(f"{name}.py")
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+    assert not {n for n in imported if n.startswith((".", "bridge"))}
+
+
+def test_the_server_scripts_marker_is_the_bridges() -> None:
+    from bridge.executors.warm import server
+    from bridge.model.process import MARKER
+
+    assert server.MARKER == MARKER
