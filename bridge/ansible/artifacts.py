@@ -1,4 +1,4 @@
-"""The disk bound on a resource's run artifacts: oldest run folders removed past a count or size.
+"""A resource's run folders: where runs and checks go, and the disk bound that removes the oldest.
 
 ansible-runner rotates a resource's artifacts folder by count (``maxRunnerArtifacts``); after
 each run the bridge also bounds its size (``--max-artifacts-bytes``), removing the oldest run
@@ -14,15 +14,17 @@ import logging
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 logger = logging.getLogger("bridge.ansible.artifacts")
 
-#: The default size bound of one resource's runs (and, apart, of its checks).
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+#: The folders of a resource's runs and of its drift checks, side by side in its folder.
+RUNS = "artifacts"
+CHECKS = "checks"
+#: A run id, as a run folder is named (and as ``/logs?run=`` takes it).
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _SIZE = re.compile(r"(\d+)\s*([KMGT]i?)?B?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
@@ -74,11 +76,12 @@ def tree_size(path: Path) -> int:
     return total
 
 
-def run_folders(folder: Path) -> list[RunFolder]:
-    """The run folders in ``folder``, oldest first (by modification time, then name): the
-    order ansible-runner rotates in and ``/logs`` picks the newest from."""
+def run_paths(folder: Path) -> list[tuple[int, Path]]:
+    """The run folders in ``folder`` with their modification times, oldest first (by time, then
+    name): the order ansible-runner rotates in and ``/logs`` picks the newest from. Symbolic
+    links and names that are not run ids are never run folders."""
     try:
-        entries = [p for p in folder.iterdir() if _RUN_ID.fullmatch(p.name)]
+        entries = [p for p in folder.iterdir() if RUN_ID.fullmatch(p.name)]
     except OSError:
         return []
     found = []
@@ -87,9 +90,14 @@ def run_folders(folder: Path) -> list[RunFolder]:
             st = path.lstat()
         except OSError:
             continue  # rotated away meanwhile
-        if path.is_dir() and not path.is_symlink():
-            found.append(RunFolder(path, st.st_mtime_ns, tree_size(path)))
-    return sorted(found, key=lambda r: (r.mtime_ns, r.path.name))
+        if stat.S_ISDIR(st.st_mode):
+            found.append((st.st_mtime_ns, path))
+    return sorted(found, key=lambda found: (found[0], found[1].name))
+
+
+def run_folders(folder: Path) -> list[RunFolder]:
+    """The run folders in ``folder``, oldest first (see :func:`run_paths`), with their sizes."""
+    return [RunFolder(path, mtime_ns, tree_size(path)) for mtime_ns, path in run_paths(folder)]
 
 
 def to_remove(runs: list[RunFolder], *, max_count: int, max_bytes: int, keep: str) -> list[Path]:

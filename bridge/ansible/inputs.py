@@ -1,7 +1,8 @@
-"""The variables a playbook receives for a resource, laid out as the Operator SDK's operator does.
+"""A run's inputs: the variables a playbook receives for a resource, its folder, its RunSpec.
 
-Follows ``makeParameters`` in ``internal/ansible/runner/runner.go`` of
-github.com/operator-framework/ansible-operator-plugins. Top-level extra vars, later ones winning:
+The variables are laid out as the Operator SDK's operator does, following ``makeParameters`` in
+``internal/ansible/runner/runner.go`` of github.com/operator-framework/ansible-operator-plugins.
+Top-level extra vars, later ones winning:
 
 1. the resource's ``spec`` keys, converted to snake_case at every depth (unless the watch says
    ``snakeCaseParameters: false``);
@@ -27,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from bridge.ansible.artifacts import RUNS
 from bridge.model.errors import PermanentError
 from bridge.model.names import snake_keys
 from bridge.model.records import ResourceRef, RunSpec, Trigger
@@ -254,7 +256,7 @@ def run_spec(
         secrets=secrets,
         envvars=dict(envvars or {}),
         inventory=watch.automation.inventory,
-        artifact_dir=resource_dir(artifacts_root, watch, ref) / "artifacts",
+        artifact_dir=resource_dir(artifacts_root, watch, ref) / RUNS,
         max_artifacts=watch.policy.max_runner_artifacts,
         timeout=watch.automation.timeout,
         project_dir=project_dir,

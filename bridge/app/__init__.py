@@ -1,1 +1,1 @@
-"""The running operator process: start-up, HTTP server, metrics and logging."""
+"""The running operator process: start-up, HTTP server and its routes, metrics, log format."""

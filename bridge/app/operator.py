@@ -1,4 +1,4 @@
-"""Runs the operator: kopf's machinery, our handlers, the executor, a clean shutdown.
+"""Runs the operator: kopf, our handlers, executor, HTTP server, proxy, leader, clean shutdown.
 
 SIGINT/SIGTERM stop kopf's watches; then every run in flight is canceled and waited for, so no
 ansible process outlives the operator.

@@ -8,8 +8,8 @@ It runs in the operator's event loop (aiohttp), started before kopf and stopped 
 * ``/logs/{namespace}/{kind}/{name}``: a run's ``stdout`` from its ansible-runner artifacts, the
   newest run's unless ``?run=ID`` (a run's, or a drift check's); ``?follow=1`` streams what the
   run appends until its ``status`` file appears (ansible-runner writes it after the output is
-  complete). ``kind`` is a watched kind, case-insensitively, or its plural, optionally followed
-  by ``.group``; the namespace of a cluster-scoped kind is ``-``.
+  complete). ``kind`` is a watched kind, case-insensitively, or its plural (the watch's
+  ``plural``), optionally followed by ``.group``; the namespace of a cluster-scoped kind is ``-``.
 
 Nothing from the request becomes a path unchecked: the kind is looked up among the watches, the
 namespace, name and run id must be valid Kubernetes names (or run ids), and the resolved path
@@ -27,9 +27,12 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bridge.ansible.artifacts import CHECKS, RUN_ID, RUNS, run_paths
 from bridge.ansible.inputs import resource_dir
 from bridge.ansible.secrets import redact
+from bridge.app import routes
 from bridge.app.metrics import RunMetrics
+from bridge.app.routes import CLUSTER_SCOPED
 from bridge.config.settings import HttpSettings
 from bridge.model.errors import BridgeError
 from bridge.model.records import ResourceRef
@@ -37,18 +40,12 @@ from bridge.model.watch import Watch
 
 logger = logging.getLogger("bridge.app.web")
 
-#: The namespace segment of a cluster-scoped resource's URL.
-CLUSTER_SCOPED = "-"
-#: The folder of a resource's drift checks, beside its runs' ``artifacts``
-#: (bridge.controller.reconcile).
-CHECKS = "checks"
 #: Seconds between looks at a followed run's files.
 FOLLOW_POLL = 0.25
 _CHUNK = 64 * 1024
 
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _TEXT = "text/plain; charset=utf-8"
 
 
@@ -60,27 +57,14 @@ class LogsError(Exception):
         self.status = status
 
 
-def plural(kind: str) -> str:
-    """The default plural of a kind, as Kubernetes tooling derives it (lower-case).
-
-    >>> plural("Probe"), plural("Ingress"), plural("Policy"), plural("Gateway")
-    ('probes', 'ingresses', 'policies', 'gateways')
-    """
-    lower = kind.lower()
-    if lower.endswith(("s", "x", "z", "ch", "sh")):
-        return lower + "es"
-    if lower.endswith("y") and lower[-2:-1] not in ("a", "e", "i", "o", "u", ""):
-        return lower[:-1] + "ies"
-    return lower + "s"
-
-
 def find_watch(watches: Iterable[Watch], kind: str) -> Watch:
-    """The watch ``kind`` names: its kind (any case) or plural, optionally ``.group``-suffixed."""
+    """The watch ``kind`` names: its kind (any case) or its plural (the watch's ``plural``, else
+    the derived one), optionally ``.group``-suffixed."""
     wanted, _, group = kind.lower().partition(".")
     found = [
         w
         for w in watches
-        if wanted in (w.kind.lower(), plural(w.kind)) and (not group or w.group.lower() == group)
+        if wanted in (w.kind.lower(), w.plural) and (not group or w.group.lower() == group)
     ]
     if not found:
         raise LogsError(404, f"no watched kind {kind!r}")
@@ -91,7 +75,7 @@ def find_watch(watches: Iterable[Watch], kind: str) -> Watch:
 
 
 def resource_artifacts(root: Path, watch: Watch, namespace: str, name: str) -> Path:
-    """The folder of a resource's run artifacts (``<resource_dir>/artifacts``), names checked."""
+    """The folder of a resource's runs (``<resource_dir>/artifacts``), names checked."""
     if namespace != CLUSTER_SCOPED and not _NAMESPACE.fullmatch(namespace):
         raise LogsError(400, f"invalid namespace {namespace!r}")
     if not _NAME.fullmatch(name):
@@ -103,7 +87,7 @@ def resource_artifacts(root: Path, watch: Watch, namespace: str, name: str) -> P
         name=name,
         uid="",
     )
-    return _inside(root, resource_dir(root, watch, ref) / "artifacts")
+    return _inside(root, resource_dir(root, watch, ref) / RUNS)
 
 
 def _inside(root: Path, path: Path) -> Path:
@@ -116,19 +100,7 @@ def _inside(root: Path, path: Path) -> Path:
 
 def runs(artifacts: Path) -> list[Path]:
     """The run folders in a resource's artifacts folder, oldest first (by mtime, then name)."""
-    try:
-        entries = [
-            p
-            for p in artifacts.iterdir()
-            if _RUN_ID.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
-        ]
-    except OSError:
-        return []
-    stamped = []
-    for entry in entries:
-        with contextlib.suppress(OSError):  # rotated away meanwhile
-            stamped.append((entry.stat().st_mtime_ns, entry.name, entry))
-    return [entry for _, _, entry in sorted(stamped)]
+    return [path for _, path in run_paths(artifacts)]
 
 
 def run_dir(root: Path, artifacts: Path, run: str | None) -> Path:
@@ -139,7 +111,7 @@ def run_dir(root: Path, artifacts: Path, run: str | None) -> Path:
         if not found:
             raise LogsError(404, "no runs recorded for this resource")
         return _inside(root, found[-1])
-    if not _RUN_ID.fullmatch(run):
+    if not RUN_ID.fullmatch(run):
         raise LogsError(400, f"invalid run id {run!r}")
     path = _inside(root, artifacts / run)
     if not path.is_dir():
@@ -200,10 +172,10 @@ class WebServer:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/metrics", self._get_metrics)
-        app.router.add_get("/healthz", self._get_healthz)
-        app.router.add_get("/readyz", self._get_readyz)
-        app.router.add_get("/logs/{namespace}/{kind}/{name}", self._get_logs)
+        app.router.add_get(routes.METRICS, self._get_metrics)
+        app.router.add_get(routes.HEALTHZ, self._get_healthz)
+        app.router.add_get(routes.READYZ, self._get_readyz)
+        app.router.add_get(routes.LOGS_ROUTE, self._get_logs)
         app.on_shutdown.append(self._on_shutdown)
         return app
 

@@ -1,1 +1,1 @@
-"""The ``ansible-bridge`` command line: ``main`` parses, dispatches; ``dev`` runs a dev set-up."""
+"""The ``ansible-bridge`` command line: parsing, the commands, settings assembly, logs, dev."""

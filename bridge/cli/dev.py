@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bridge.app.operator import run
 from bridge.config.settings import OperatorSettings
+from bridge.kube.client import AUTH_KUBECONFIG
 from bridge.tools import controlplane, crdgen
 
 
@@ -78,7 +79,7 @@ def dev(
             "The operator runs below; Ctrl-C stops it and the control plane.\n",
             flush=True,
         )
-        env = {**settings.runner.env, "K8S_AUTH_KUBECONFIG": str(plane.kubeconfig)}
+        env = {**settings.runner.env, AUTH_KUBECONFIG: str(plane.kubeconfig)}
         runner = dataclasses.replace(settings.runner, env=env)
         run(dataclasses.replace(settings, kubeconfig=plane.kubeconfig, runner=runner))
         return 0

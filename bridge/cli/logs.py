@@ -1,4 +1,4 @@
-"""Run output and log lines: the ``ansible-bridge logs`` client, and the operator's JSON log format.
+"""``ansible-bridge logs``: a resource's run output, read from the operator's HTTP server.
 
 The client reads ``/logs/{namespace}/{kind}/{name}`` of the operator's HTTP server (see
 :mod:`bridge.app.web`) and copies it to stdout as it arrives, so ``--follow`` shows a run live.
@@ -6,24 +6,21 @@ The client reads ``/logs/{namespace}/{kind}/{name}`` of the operator's HTTP serv
 
 from __future__ import annotations
 
-import json
-import logging
 import re
 import sys
 import urllib.error
-import urllib.parse
 import urllib.request
-from datetime import UTC, datetime
 from typing import BinaryIO, TextIO
 
-#: Where the client looks by default: a local operator, or ``kubectl port-forward`` to one.
-DEFAULT_URL = "http://127.0.0.1:8080"
+from bridge.app.routes import logs_path
+from bridge.cli.defaults import default_of
+from bridge.config.settings import HttpSettings
+
+#: Where the client looks by default: a local operator on its default port, or
+#: ``kubectl port-forward`` to one.
+DEFAULT_URL = f"http://127.0.0.1:{default_of(HttpSettings, 'port')}"
 #: Seconds to wait for the server when not following (a followed run may be quiet for long).
 TIMEOUT = 30.0
-
-#: LogRecord attributes copied into JSON lines when a log call passes them with ``extra=``.
-CONTEXT_FIELDS = ("run_id", "resource")
-
 
 _ANSI = re.compile(rb"\x1b\[[0-9;]*[A-Za-z]")
 _ANSI_TAIL = re.compile(rb"\x1b(\[[0-9;]*)?$")
@@ -60,10 +57,7 @@ def logs_url(
     follow: bool = False,
 ) -> str:
     """The URL of a resource's run output on the operator at ``base``."""
-    path = "/".join(urllib.parse.quote(part, safe="") for part in (namespace, kind, name))
-    query = {k: v for k, v in (("run", run), ("follow", "1" if follow else None)) if v}
-    url = f"{base.rstrip('/')}/logs/{path}"
-    return f"{url}?{urllib.parse.urlencode(query)}" if query else url
+    return base.rstrip("/") + logs_path(namespace, kind, name, run=run, follow=follow)
 
 
 def stream(url: str, out: BinaryIO, *, follow: bool = False, color: bool = True) -> None:
@@ -117,33 +111,3 @@ def show(
         print(f"ansible-bridge logs: {exc}", file=err or sys.stderr)
         return 1
     return 0
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the run's context.
-
-    ``run_id`` and ``resource`` are included when the log call passed them, e.g.
-    ``logger.info("...", extra={"run_id": run_id, "resource": str(key)})``; an exception's
-    traceback goes into ``exception``.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key in CONTEXT_FIELDS:
-            value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            entry["exception"] = record.exc_text
-        if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)

@@ -1,2 +1,2 @@
-"""What the bridge knows of Kubernetes (not of Ansible): API client, runs' proxy, dependents,
+"""What the bridge knows of Kubernetes (not of Ansible): client, API paths, proxy, dependents,
 leases."""

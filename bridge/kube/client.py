@@ -1,4 +1,4 @@
-"""The Kubernetes calls kopf does not make for us: status and finalizer writes, discovery.
+"""The Kubernetes calls kopf does not make for us: status, finalizers, Secrets, Leases, Jobs.
 
 The official client is synchronous; every call here runs in a worker thread so kopf's event
 loop never blocks. Client errors are translated once into the bridge's own: a missing object is
@@ -16,9 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bridge.kube.paths import group_version_path
 from bridge.model.errors import ConflictError, PermanentError, TemporaryError
 
 T = TypeVar("T")
+
+#: The environment variables through which a run's modules (kubernetes.core, operator_sdk.util)
+#: reach the API: the server, a bearer token, or a kubeconfig file.
+AUTH_HOST = "K8S_AUTH_HOST"
+AUTH_API_KEY = "K8S_AUTH_API_KEY"
+AUTH_KUBECONFIG = "K8S_AUTH_KUBECONFIG"
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,7 @@ class Kube:
 
         def discover() -> Any:
             return self._client.call_api(
-                f"/apis/{group}/{version}",
+                group_version_path(group, version),
                 "GET",
                 response_type="object",
                 auth_settings=["BearerToken"],
@@ -289,8 +296,7 @@ class Leases:
 
 class Jobs:
     """batch/v1 Jobs and their pods, for the job executor (:mod:`bridge.executors.job.executor`):
-    the
-    Jobs as plain dicts (async), and the pod's stdin and log (blocking: the run's thread)."""
+    the Jobs as plain dicts (async), and the pod's stdin and log (blocking: the run's thread)."""
 
     def __init__(self, client: Any) -> None:
         from kubernetes import client as k8s

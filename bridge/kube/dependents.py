@@ -30,14 +30,9 @@ from typing import Any
 from aiohttp import ClientSession
 
 from bridge.kube.client import Credentials
-from bridge.kube.proxy import (
-    PRIMARY_RESOURCE,
-    PRIMARY_RESOURCE_TYPE,
-    Collection,
-    Created,
-    api_url,
-    client_session,
-)
+from bridge.kube.paths import Collection, collection_path
+from bridge.kube.proxy import Created, api_url, client_session, primary_resource_type
+from bridge.model.annotations import SDK_PRIMARY_RESOURCE, SDK_PRIMARY_RESOURCE_TYPE
 from bridge.model.watch import Watch
 
 logger = logging.getLogger("bridge.kube.dependents")
@@ -67,9 +62,7 @@ class Stream:
 
     @property
     def path(self) -> str:
-        root = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        where = f"/namespaces/{self.namespace}" if self.namespace else ""
-        return f"{root}{where}/{self.plural}"
+        return collection_path(self.group, self.version, self.plural, self.namespace)
 
     def __str__(self) -> str:
         gv = f"{self.group}/{self.version}" if self.group else self.version
@@ -127,11 +120,11 @@ def owners_of(obj: Mapping[str, Any], stream: Stream, watches: Iterable[Watch]) 
                     )
                 )
         annotations = metadata.get("annotations") or {}
-        if annotations.get(PRIMARY_RESOURCE_TYPE) != f"{watch.kind}.{watch.group}":
+        if annotations.get(SDK_PRIMARY_RESOURCE_TYPE) != primary_resource_type(watch):
             continue
         if not stream.namespaced and not watch.dependents.cluster_scoped:
             continue
-        owner_ns, _, name = str(annotations.get(PRIMARY_RESOURCE, "")).rpartition("/")
+        owner_ns, _, name = str(annotations.get(SDK_PRIMARY_RESOURCE, "")).rpartition("/")
         if name:
             found.append(OwnerKey(watch.group, watch.kind, owner_ns or None, name, None))
     return found

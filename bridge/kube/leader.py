@@ -200,15 +200,15 @@ def timing_error(lease_duration: float, renew_deadline: float, retry_period: flo
 def default_namespace(
     environ: Mapping[str, str], service_account_file: Path = SERVICE_ACCOUNT_NAMESPACE
 ) -> str:
-    """The Lease's namespace: $POD_NAMESPACE, else the in-cluster service account's, else
-    ``default``."""
+    """The Lease's namespace: $POD_NAMESPACE, else the in-cluster service account's, else the
+    settings' default (``default``)."""
     if environ.get("POD_NAMESPACE"):
         return environ["POD_NAMESPACE"]
     try:
         found = service_account_file.read_text().strip()
     except OSError:
         found = ""
-    return found or "default"
+    return found or LeaderElectionSettings().namespace
 
 
 def make_identity(environ: Mapping[str, str], hostname: str, suffix: str) -> str:

@@ -33,14 +33,12 @@ from typing import Any
 from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
 from yarl import URL
 
-from bridge.kube.client import Credentials
+from bridge.kube.client import AUTH_API_KEY, AUTH_HOST, Credentials
+from bridge.kube.paths import Collection, collection_of, group_version_path
+from bridge.model.annotations import SDK_PRIMARY_RESOURCE, SDK_PRIMARY_RESOURCE_TYPE
 from bridge.model.watch import Watch
 
 logger = logging.getLogger("bridge.kube.proxy")
-
-#: The Operator SDK's annotations for dependents an ownerReference cannot point from.
-PRIMARY_RESOURCE = "operator-sdk/primary-resource"
-PRIMARY_RESOURCE_TYPE = "operator-sdk/primary-resource-type"
 
 #: Headers of one hop only (RFC 9110 7.6.1), and those the proxy sets itself.
 _HOP_HEADERS = frozenset(
@@ -59,6 +57,11 @@ _HOP_HEADERS = frozenset(
         "content-length",
     }
 )
+
+
+def primary_resource_type(watch: Watch) -> str:
+    """The value of the SDK's primary-resource-type annotation for ``watch``'s kind."""
+    return f"{watch.kind}.{watch.group}"
 
 
 @dataclass(frozen=True)
@@ -84,20 +87,9 @@ class Owner:
 
     def annotations(self) -> dict[str, str]:
         return {
-            PRIMARY_RESOURCE: f"{self.namespace or ''}/{self.name}",
-            PRIMARY_RESOURCE_TYPE: f"{self.watch.kind}.{self.watch.group}",
+            SDK_PRIMARY_RESOURCE: f"{self.namespace or ''}/{self.name}",
+            SDK_PRIMARY_RESOURCE_TYPE: primary_resource_type(self.watch),
         }
-
-
-@dataclass(frozen=True)
-class Collection:
-    """A collection a request addresses: ``/api/v1[/namespaces/NS]/PLURAL`` or
-    ``/apis/GROUP/VERSION[/namespaces/NS]/PLURAL``."""
-
-    group: str
-    version: str
-    plural: str
-    namespace: str | None
 
 
 @dataclass(frozen=True)
@@ -123,23 +115,6 @@ class Created:
     resource: Resource
     #: The owner is recorded as an ownerReference (else: as the annotations).
     owner_reference: bool
-
-
-def collection_of(path: str) -> Collection | None:
-    """The collection ``path`` creates objects in, or None (a single object, a subresource,
-    discovery, anything else)."""
-    parts = [p for p in path.split("/") if p]
-    if parts[:1] == ["api"] and len(parts) >= 2:
-        group, version, rest = "", parts[1], parts[2:]
-    elif parts[:1] == ["apis"] and len(parts) >= 3:
-        group, version, rest = parts[1], parts[2], parts[3:]
-    else:
-        return None
-    if len(rest) == 1:
-        return Collection(group, version, rest[0], None)
-    if len(rest) == 3 and rest[0] == "namespaces":
-        return Collection(group, version, rest[2], rest[1])
-    return None
 
 
 def uses_owner_reference(owner: Owner, namespace: str | None, namespaced: bool) -> bool:
@@ -248,10 +223,10 @@ class ApiProxy:
             namespace=metadata.get("namespace") or None,
             uid=str(metadata["uid"]),
         )
-        return {"K8S_AUTH_HOST": self.url, "K8S_AUTH_API_KEY": token}
+        return {AUTH_HOST: self.url, AUTH_API_KEY: token}
 
     def revoke(self, env: Mapping[str, str]) -> None:
-        self._tokens.pop(env.get("K8S_AUTH_API_KEY", ""), None)
+        self._tokens.pop(env.get(AUTH_API_KEY, ""), None)
 
     def wrote(self, uid: str, resource_version: str) -> bool:
         """Whether a run's write through the proxy left object ``uid`` at this version."""
@@ -398,7 +373,7 @@ class ApiProxy:
 
     async def _discover(self, group: str, version: str) -> dict[str, Resource]:
         assert self._session is not None
-        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        path = group_version_path(group, version)
         headers = {"Accept": "application/json", "Accept-Encoding": "identity"}
         try:
             async with self._session.get(api_url(self._creds, path), headers=headers) as resp:

@@ -56,7 +56,7 @@ class Memcached:
             watches = project / "watches.yaml"
             watches.write_text(yaml.safe_dump(entries))
         operator = Operator(self.bridge.plane, watches, self.ns, self.bridge.workdir, args)
-        self.bridge.app.operator = operator
+        self.bridge.operator = operator
         return operator.start()
 
     def create(self, name: str, size: int) -> dict[str, Any]:
@@ -111,7 +111,7 @@ class Memcached:
         try:
             return wait_for(what, predicate, timeout)
         except AssertionError:
-            print(self.bridge.app.operator.log_text()[-8000:] if self.bridge.app.operator else "")
+            print(self.bridge.operator.log_text()[-8000:] if self.bridge.operator else "")
             raise
 
     def wait_ready(self, name: str, generation: int, **last_run: Any) -> dict[str, Any]:

@@ -71,7 +71,7 @@ def replicas(bridge: Bridge) -> Iterator[Replicas]:
 
 
 def identity(operator: Operator) -> str:
-    found = re.search(r"bridge\.leader: (\S+): campaigning", operator.log_text())
+    found = re.search(r"bridge\.kube\.leader: (\S+): campaigning", operator.log_text())
     assert found, operator.log_text()[-3000:]
     return found.group(1)
 

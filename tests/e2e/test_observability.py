@@ -15,16 +15,17 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import GROUP, Bridge, wait_for
+from tests.e2e.conftest import GROUP, VERSION, Bridge, wait_for
 from tests.e2e.test_bridge import probe_watch
 
 pytestmark = pytest.mark.e2e
 
 
-def start(bridge: Bridge) -> str:
-    """Start the operator on a free loopback port; its base URL."""
-    bridge.start([probe_watch()], "--http-host", "127.0.0.1", "--http-port", "0")
-    operator = bridge.app.operator
+def start(bridge: Bridge, entries: list[dict[str, object]] | None = None) -> str:
+    """Start the operator (watching ``entries``, else Probe) on a free loopback port; its base
+    URL."""
+    bridge.start(entries or [probe_watch()], "--http-host", "127.0.0.1", "--http-port", "0")
+    operator = bridge.operator
     assert operator is not None
 
     def port() -> str | None:
@@ -141,3 +142,58 @@ def test_follow_streams_a_run_until_it_ends(bridge: Bridge) -> None:
             follower.stderr.close()
         follower.stdout.close()
     bridge.wait_ready("held")
+
+
+#: A kind whose CRD plural (``lights``) is not the one derived from the kind (``beacons``).
+BEACON_CRD = f"""
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: lights.{GROUP}
+spec:
+  group: {GROUP}
+  scope: Namespaced
+  names: {{plural: lights, singular: light, kind: Beacon}}
+  versions:
+    - name: {VERSION}
+      served: true
+      storage: true
+      subresources: {{status: {{}}}}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+            status: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+def test_logs_find_a_kind_by_the_plural_its_watch_declares(bridge: Bridge) -> None:
+    bridge.kubectl("apply", "-f", "-", input=BEACON_CRD)
+    bridge.kubectl("wait", "--for=condition=Established", f"crd/lights.{GROUP}", "--timeout=60s")
+    playbook = bridge.workdir / "beacon.yml"
+    playbook.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - name: Shine\n      ansible.builtin.debug: {msg: shining}\n"
+    )
+    base = start(bridge, [{"kind": "Beacon", "plural": "lights", "playbook": str(playbook)}])
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Beacon",
+        "metadata": {"name": "b1"},
+        "spec": {},
+    }
+    bridge.custom.create_namespaced_custom_object(GROUP, VERSION, bridge.namespace, "lights", body)
+
+    def ran() -> bool:
+        obj = bridge.custom.get_namespaced_custom_object(
+            GROUP, VERSION, bridge.namespace, "lights", "b1"
+        )
+        return bool(((obj.get("status") or {}).get("lastRun") or {}).get("id"))
+
+    wait_for("the Beacon's first run", ran, timeout=120)
+    shown = cli_logs(bridge, base, "lights/b1")
+    assert shown.returncode == 0, shown.stderr
+    assert "TASK [Shine]" in shown.stdout and "PLAY RECAP" in shown.stdout
+    assert get(f"{base}/logs/{bridge.namespace}/lights.{GROUP}/b1")[0] == 200
+    assert get(f"{base}/logs/{bridge.namespace}/beacons/b1")[0] == 404  # not this kind's plural

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bridge.ansible.artifacts import (
-    DEFAULT_MAX_BYTES,
     RunFolder,
     parse_size,
     prune,
@@ -18,8 +17,9 @@ from bridge.ansible.artifacts import (
     tree_size,
 )
 from bridge.app.web import LogsError, run_dir
-from bridge.cli.main import _operator_settings, build_parser, main
-from bridge.config.settings import OperatorSettings
+from bridge.cli.assembly import operator_settings
+from bridge.cli.main import build_parser, main
+from bridge.config.settings import OperatorSettings, RunnerSettings
 
 
 @pytest.mark.parametrize(
@@ -160,10 +160,10 @@ def test_max_artifacts_bytes_reaches_the_settings(tmp_path: Path) -> None:
     watches = tmp_path / "watches.yaml"
     watches.write_text("- {group: a.io, version: v1, kind: A, playbook: p.yml}\n")
     parser = build_parser()
-    default = _operator_settings(parser.parse_args(["run", "--watches", str(watches)]), None)
+    default = operator_settings(parser.parse_args(["run", "--watches", str(watches)]), None)
     assert isinstance(default, OperatorSettings)
-    assert default.runner.max_artifacts_bytes == DEFAULT_MAX_BYTES
+    assert default.runner.max_artifacts_bytes == RunnerSettings().max_artifacts_bytes == 50 << 20
     args = parser.parse_args(["run", "--watches", str(watches), "--max-artifacts-bytes", "1Gi"])
-    custom = _operator_settings(args, None)
+    custom = operator_settings(args, None)
     assert isinstance(custom, OperatorSettings)
     assert custom.runner.max_artifacts_bytes == 1 << 30

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bridge.cli.main import _leader_election as leader_election_settings
+from bridge.cli.assembly import leader_election as leader_election_settings
 from bridge.cli.main import build_parser
 from bridge.config.settings import LeaderElectionSettings
 from bridge.kube.leader import (

@@ -22,16 +22,10 @@ from bridge.config.watches import load_watches
 from bridge.controller.reconcile import decide
 from bridge.kube.client import Credentials
 from bridge.kube.dependents import Stream, comparable, owners_of, watches_dependent
-from bridge.kube.proxy import (
-    PRIMARY_RESOURCE,
-    PRIMARY_RESOURCE_TYPE,
-    ApiProxy,
-    Collection,
-    Owner,
-    collection_of,
-    mark_owner,
-    uses_owner_reference,
-)
+from bridge.kube.paths import Collection, collection_of
+from bridge.kube.proxy import ApiProxy, Owner, mark_owner, uses_owner_reference
+from bridge.model.annotations import SDK_PRIMARY_RESOURCE as PRIMARY_RESOURCE
+from bridge.model.annotations import SDK_PRIMARY_RESOURCE_TYPE as PRIMARY_RESOURCE_TYPE
 from bridge.model.watch import FinalizerSpec, Watch
 from tests.unit.helpers import make_watch
 
