@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from bridge.app.metrics import RunMetrics
 from bridge.app.routes import CLUSTER_SCOPED
 from bridge.config.settings import HttpSettings
 from bridge.model.errors import BridgeError
+from bridge.model.names import DNS_LABEL_RE, DNS_SUBDOMAIN_RE
 from bridge.model.records import ResourceRef
 from bridge.model.watch import Watch
 
@@ -44,8 +44,6 @@ logger = logging.getLogger("bridge.app.web")
 FOLLOW_POLL = 0.25
 _CHUNK = 64 * 1024
 
-_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _TEXT = "text/plain; charset=utf-8"
 
 
@@ -76,9 +74,9 @@ def find_watch(watches: Iterable[Watch], kind: str) -> Watch:
 
 def resource_artifacts(root: Path, watch: Watch, namespace: str, name: str) -> Path:
     """The folder of a resource's runs (``<resource_dir>/artifacts``), names checked."""
-    if namespace != CLUSTER_SCOPED and not _NAMESPACE.fullmatch(namespace):
+    if namespace != CLUSTER_SCOPED and not DNS_LABEL_RE.fullmatch(namespace):
         raise LogsError(400, f"invalid namespace {namespace!r}")
-    if not _NAME.fullmatch(name):
+    if not DNS_SUBDOMAIN_RE.fullmatch(name):
         raise LogsError(400, f"invalid name {name!r}")
     ref = ResourceRef(
         api_version=watch.api_version,

@@ -49,6 +49,7 @@ from typing import Any
 import yaml
 
 from bridge.model.errors import PermanentError
+from bridge.model.names import DNS_SUBDOMAIN_RE
 from bridge.model.process import MARKER
 from bridge.model.records import RunCredentials, plain
 from bridge.model.watch import DEFAULT_INVENTORY_KEY, Credentials, InventorySource
@@ -66,7 +67,6 @@ CREDENTIALS_KEYS = (
 )
 INVENTORY_KEYS = ("hosts", "secret", "configMap", "key")
 
-_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _DATA_KEY_RE = re.compile(r"[-._a-zA-Z0-9]+")
 _FIELD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -111,7 +111,9 @@ def _text(
 
 
 def _object_name(raw: Mapping[str, Any], key: str, prefix: str) -> str | None:
-    return _text(raw, key, prefix, _NAME_RE, "a Kubernetes object name (lowercase, no namespace)")
+    return _text(
+        raw, key, prefix, DNS_SUBDOMAIN_RE, "a Kubernetes object name (lowercase, no namespace)"
+    )
 
 
 def _data_key(raw: Mapping[str, Any], key: str, prefix: str) -> str | None:
@@ -240,7 +242,7 @@ def secret_name(creds: Credentials, spec: Mapping[str, Any], namespace: str | No
                 f"come from Secrets of the resource's own namespace ({namespace})",
                 reason="SecretNotAllowed",
             )
-        if not _NAME_RE.fullmatch(value) or len(value) > 253:
+        if not DNS_SUBDOMAIN_RE.fullmatch(value) or len(value) > 253:
             raise PermanentError(
                 f"{where}: {value!r} is not a Secret name (lowercase letters, digits, '-', '.')",
                 reason="InvalidSecretName",

@@ -30,6 +30,12 @@ from typing import Any
 _INITIALISMS: Mapping[str, str] = {"http": "HTTP", "url": "URL", "ip": "IP"}
 
 #: A letter, digits, then a letter and digits: word breaks go before and after the first digits.
+#: Kubernetes object names: an RFC 1123 label (namespaces, most names; at most 63 characters)
+#: and an RFC 1123 subdomain (dotted labels; at most 253), as the API server checks them.
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+DNS_LABEL_RE = re.compile(DNS_LABEL)
+DNS_SUBDOMAIN_RE = re.compile(rf"(?=.{{1,253}}$){DNS_LABEL}(\.{DNS_LABEL})*")
+
 _NUMBER_RUN = re.compile(r"([a-zA-Z])([0-9]+)([a-zA-Z][0-9]+)")
 
 _DELIMITERS = frozenset(" _-")

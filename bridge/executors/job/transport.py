@@ -22,7 +22,7 @@ from typing import IO, Any, Protocol
 from bridge.ansible import proctree
 from bridge.config.settings import JobSettings, RunnerSettings
 from bridge.executors.job.manifest import CONTAINER, POD_PRIVATE_DIR
-from bridge.kube.client import Jobs
+from bridge.kube.client import AUTH_API_KEY, AUTH_HOST, AUTH_KUBECONFIG, Jobs
 from bridge.model.process import MARKER
 from bridge.model.records import RunSpec
 
@@ -156,7 +156,7 @@ class PodTransport:
     Kubernetes modules use the pod's service account (``job.serviceAccount``): the operator's
     API proxy (on its loopback), its token and its kubeconfig path are not sent."""
 
-    drop_env = frozenset({"K8S_AUTH_HOST", "K8S_AUTH_API_KEY", "K8S_AUTH_KUBECONFIG"})
+    drop_env = frozenset({AUTH_HOST, AUTH_API_KEY, AUTH_KUBECONFIG})
 
     def __init__(self, kube: Jobs, settings: JobSettings) -> None:
         self._kube = kube
