@@ -280,24 +280,65 @@ def test_one_candidate_leads_and_the_other_stands_by_until_it_releases() -> None
     asyncio.run(scenario())
 
 
+class _VirtualSelector:
+    """A selector that never waits: a select() with a timeout and nothing ready moves the
+    loop's virtual clock forward by that timeout instead (the store is in memory, no I/O)."""
+
+    def __init__(self, real: Any, loop: VirtualTimeLoop) -> None:
+        self._real, self._loop = real, loop
+
+    def select(self, timeout: float | None = None) -> Any:
+        ready = self._real.select(0)
+        if not ready and timeout is not None and timeout > 0:
+            self._loop.now += timeout
+        return ready
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock is virtual: timers fire in order, at once, and ``time()`` says
+    when they were due. Timings are then exact, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self._selector = _VirtualSelector(self._selector, self)  # type: ignore[has-type]
+
+    def time(self) -> float:
+        return self.now
+
+
 def test_a_leader_that_cannot_renew_loses_after_the_renew_deadline() -> None:
+    loop = VirtualTimeLoop()
+    lost_at: list[float] = []
+
     async def scenario() -> None:
         store = Store()
-        a = LeaderElector(settings("a"), store)
+        a = LeaderElector(
+            settings("a"),
+            store,
+            monotonic=loop.time,
+            on_change=lambda leading: None if leading else lost_at.append(loop.time()),
+        )
         assert await a.campaign()
+        won = loop.time()
         a.start_renewing()
         store.failing = True
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await asyncio.wait_for(a.halt.wait(), 2.0)
-        # Before the lease (1 s) could expire for a standby: it stops first.
-        assert loop.time() - started < 1.0
+        await asyncio.wait_for(a.halt.wait(), 5.0)
+        # Not before the renew deadline (0.6 s: renewals may still succeed until then), and
+        # before the lease (1 s) could expire for a standby: it stops first.
+        assert 0.6 <= lost_at[0] - won < 1.0
         assert not a.is_leader and a.lost and "not renewed for 0.6s" in a.lost
         store.failing = False
         await a.close()  # lost: nothing to release
         assert store.record().holder == "a"
 
-    asyncio.run(scenario())
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()
 
 
 def test_a_leader_that_sees_another_holder_loses_at_once() -> None:
