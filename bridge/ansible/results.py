@@ -34,7 +34,8 @@ The events are the dicts ansible-runner hands to ``event_handler`` (the same JSO
   ``stats.custom['_run']``, i.e. what ``ansible.builtin.set_stats`` published without
   ``per_host`` (per-host custom stats are not passed on).
 * **Requeue**: :func:`requeue_period` reads the ``period`` an ``operator_sdk.util.requeue_after``
-  task returned (a Go duration), for the controller to schedule the next run (as the SDK does).
+  task returned (a Go duration); the first such task's is the result's ``requeue_after``, for
+  the controller to schedule the next run (as the SDK does).
 * **Messages** never leak a result hidden with ``no_log``: Ansible's callback already replaces
   such a ``res`` with ``{"censored": ...}``, and any result that is censored or still marked
   ``_ansible_no_log`` gives only :data:`NO_LOG_MESSAGE`. The events' ``stdout`` is never read
@@ -112,6 +113,7 @@ class ResultBuilder:
         self._failures: list[_Failure] = []
         self._changes: list[_Change] = []
         self._error_line = ""
+        self._requeue_after: float | None = None
 
     def feed(self, event: RunnerEvent) -> None:
         """Take one event into account; events the bridge does not need are ignored."""
@@ -119,6 +121,8 @@ class ResultBuilder:
         data = event.get("event_data")
         if not isinstance(data, Mapping):
             data = {}
+        if self._requeue_after is None:
+            self._requeue_after = requeue_period(event)
         if name == "playbook_on_stats":
             self._stats = data
             return
@@ -178,6 +182,7 @@ class ResultBuilder:
             outputs=dict(outputs) if isinstance(outputs, Mapping) else {},
             message=message,
             changed_tasks=changed_tasks,
+            requeue_after=self._requeue_after,
         )
 
     def _note_change(self, host: str, data: Mapping[str, Any], res: Any, changed: bool) -> None:

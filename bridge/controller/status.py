@@ -1,130 +1,24 @@
 """Build the merge patches of a resource's ``.status``: kstatus conditions, run records, outputs.
 
-Every builder returns the value for ``.status`` in a JSON merge patch (RFC 7386, what kopf sends
-for custom resources): ``None`` deletes a key, nested mappings merge, lists (``conditions``,
-``failedTasks``) replace whole. So builders read the existing status to carry over the
-conditions they do not own and to delete stale keys of mappings they rewrite.
-
-The layout (after a run of generation 3 that failed on one of two hosts)::
-
-    status:
-      observedGeneration: 3          # the last generation whose run ended (not canceled) or
-                                     # that a permanent error stopped
-      conditions:
-        - type: Ready                # True only after a run of this generation succeeded
-          status: "False"
-          reason: Failed             # Succeeded | Failed | Canceled | Timeout | RunnerError |
-                                     # a permanent error's reason (PlaybookNotFound, ...) |
-                                     # Queued/Running (status Unknown, new generation pending)
-          message: "task 'Install package' on web1: non-zero return code: no such package"
-          lastTransitionTime: "2024-05-01T10:00:07Z"
-          observedGeneration: 3
-        - type: Reconciling          # kstatus: True while a run is queued or in flight
-          status: "False"
-          reason: Idle               # Queued | Running while True
-          message: run 7f3a... of generation 3 finished (trigger: update)
-          lastTransitionTime: "2024-05-01T10:00:07Z"
-          observedGeneration: 3
-        - type: Stalled              # kstatus: True when retrying the same input cannot help
-          status: "True"
-          reason: Failed
-          message: "task 'Install package' on web1: non-zero return code: no such package"
-          lastTransitionTime: "2024-05-01T10:00:07Z"
-          observedGeneration: 3
-      currentRun: null               # {id, generation, trigger, startedAt} while a run is in flight
-      lastRun:                       # the last run that finished
-        id: 7f3a...
-        generation: 3
-        trigger: update
-        startedAt: "2024-05-01T10:00:01Z"
-        finishedAt: "2024-05-01T10:00:07Z"
-        result: failed               # successful | failed | canceled | timeout | error
-        changed: 2
-        hosts:
-          web1: {ok: 3, changed: 1, failed: 1, skipped: 0, unreachable: 0, rescued: 0, ignored: 0}
-          web2: {ok: 4, changed: 1, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0}
-        failedTasks:                 # at most MAX_FAILED_TASKS
-          - {host: web1, play: Install, task: Install package, message: "non-zero return ..."}
-      outputs: {url: "http://..."}   # set_stats data of the last *successful* run
-      runs:                          # the last few runs, newest first (id, generation, trigger,
-        - {id: 7f3a..., result: failed, ...}  # startedAt, finishedAt, result, changed)
-
-With drift checks (a watch's ``drift``), the last check run and a ``Drifted`` condition::
-
-    status:
-      conditions:
-        - type: Drifted              # True: the last check found changes to make; False: none
-          status: "True"             # (or a real run succeeded since); Unknown: it failed
-          reason: Drifted            # InSync | CheckFailed | CheckTimeout | CheckError | a
-                                     # permanent error's reason (SecretNotFound, ...)
-          message: "2 tasks would change: 'Render config' on web1, web2; 'Write motd' on web1"
-          lastTransitionTime: "2024-05-01T10:10:07Z"
-          observedGeneration: 3
-      lastCheck:                     # the last check run (--check --diff) that ended
-        id: 9c1e...
-        generation: 3
-        startedAt: "2024-05-01T10:10:01Z"
-        finishedAt: "2024-05-01T10:10:07Z"
-        result: successful           # of the check run itself: successful | failed | timeout |
-                                     # error
-        changed: 3                   # changes it would make (no_log ones included)
-        drifted:                     # at most MAX_DRIFTED_TASKS, in the order they ran
-          - {host: web1, task: Render config}
-          - {host: web2, task: Render config}
-          - {host: web1, task: Write motd}
-
-A check run leaves everything else alone: ``observedGeneration``, ``lastRun``, ``runs``,
-``currentRun``, ``outputs``, ``Ready``, ``Reconciling`` and ``Stalled`` describe real runs only.
-A real run that succeeds sets ``Drifted`` False (``InSync``) on a watch with drift checks (or
-once the condition exists). ``lastCheck`` is the scheduler's own record and is written with
-``manage_status`` False too (conditions are not).
-
-The Operator SDK's conditions come along (with ``manage_status``; the permanent errors of
-:func:`error_patch` always), shaped as it writes them (no ``observedGeneration``; ``reason`` may
-be empty), for the tooling that waits on them (see :func:`sdk_finished`)::
-
-        - type: Running              # True while a run is in flight ("Running reconciliation")
-          status: "True"             # and after a success (reason Successful, "Awaiting next
-          reason: Successful         # reconciliation"); False after a failure
-          message: Awaiting next reconciliation
-          lastTransitionTime: "2024-05-01T10:00:07Z"
-          ansibleResult: {ok: 3, changed: 1, skipped: 0, failures: 0,
-                          completion: "2024-05-01T10:00:07.123456+00:00"}
-        - type: Successful           # True after a successful run, False from the next start
-        - type: Failure              # True (reason Failed, the failed tasks' messages, and
-                                     # ansibleResult) after a failed, timed-out or errored run
-
-A canceled run does not set ``observedGeneration``: its generation was not handled, and is
-run again when the bridge resumes (kstatus keeps saying InProgress until then).
-
-kstatus reads this as: InProgress while ``observedGeneration`` lags ``metadata.generation`` or
-``Reconciling`` is True; Failed when ``Stalled`` is True (a failed, timed-out or errored run, a
-permanent error); Current otherwise. ``Stalled`` goes back to False as soon as another run is
-queued. ``Ready`` follows the API conventions: True/False is the verdict on the generation in its
-``observedGeneration``; when a run for a *new* generation is queued it turns Unknown, so
-``kubectl wait --for=condition=Ready`` waits for the new spec (a periodic re-run of the same
-generation leaves it alone, so it does not flap).
-
-``outputs`` change only when a run succeeds: a failed run's partial ``set_stats`` data is not
-published and does not wipe what consumers read. A ``null`` inside outputs cannot be told from a
-deletion in a merge patch, so such keys are absent.
-
-With ``manage_status`` False the playbook owns the status (as with the Operator SDK): the bridge
-writes no conditions and no outputs, only what it needs itself: ``observedGeneration`` (the
-current generation has been handled, so a restart does not re-run it), ``currentRun`` (a run that
-was in flight when the bridge stopped, to be resumed) and ``lastRun`` reduced to ``id``,
-``generation``, ``trigger``, ``startedAt``, ``finishedAt`` and ``result`` (when to schedule the
-next periodic run, and whether the last one needs a retry).
+What the status holds and means is described once, in the README's "What comes back" section.
+Every builder here returns the value for ``.status`` in a JSON merge patch (RFC 7386, what kopf
+sends for custom resources): ``None`` deletes a key, nested mappings merge, lists
+(``conditions``, ``failedTasks``) replace whole. So builders read the existing status to carry
+over the conditions they do not own and to delete stale keys of mappings they rewrite. Whether
+``Stalled`` is True is not decided here but by the outcome policy
+(:mod:`bridge.controller.outcome`), which hands over a :class:`Stall`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, cast
 
 from bridge.ansible.results import describe, describe_drift
+from bridge.model.annotations import SUSPEND
 from bridge.model.records import HostStats, RunResult, RunStatus, Trigger, plain
 
 ConditionStatus = Literal["True", "False", "Unknown"]
@@ -141,7 +35,7 @@ SDK_SUCCESSFUL = "Successful"
 SDK_FAILURE = "Failure"
 
 #: The annotation that suspends a resource's runs (all but the finalizer's) when "true".
-SUSPEND_ANNOTATION = "ansible-bridge.io/suspend"
+SUSPEND_ANNOTATION = SUSPEND
 
 #: At most this many failed tasks are kept in ``status.lastRun.failedTasks``.
 MAX_FAILED_TASKS = 10
@@ -163,11 +57,17 @@ CHECK_REASONS: Mapping[RunStatus, str] = {
     "timeout": "CheckTimeout",
     "error": "CheckError",
 }
-#: Outcomes after which retrying the same input is not expected to help (kstatus ``Stalled``).
-STALLED_RESULTS: frozenset[RunStatus] = frozenset({"failed", "timeout", "error"})
-
 # metav1.Condition's reason pattern.
 _REASON = re.compile(r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+
+
+@dataclass(frozen=True)
+class Stall:
+    """The ``Stalled`` condition's verdict (kstatus: True when no retry is coming that could
+    help), and its message: why not, or when the next attempt is."""
+
+    stalled: bool
+    message: str
 
 
 class Condition(TypedDict):
@@ -293,10 +193,11 @@ def finished_patch(
     bookkeeping: Mapping[str, Any] | None = None,
     keep_runs: int = 5,
     drift: bool = False,
+    stall: Stall | None = None,
 ) -> dict[str, Any]:
     """Run ``result.run_id`` of ``generation`` ended: lastRun, observedGeneration (unless it was
-    canceled), conditions (Ready by the outcome, Reconciling False, Stalled when retrying cannot
-    help) and, after a success, outputs. ``bookkeeping``: more keys for ``lastRun`` that the
+    canceled), conditions (Ready by the outcome, Reconciling False, Stalled as ``stall`` says,
+    None: False) and, after a success, outputs. ``bookkeeping``: more keys for ``lastRun`` that the
     scheduler reads back (kept with manage_status False too). ``drift``: the watch checks for
     drift, so a success sets ``Drifted`` False (as it does wherever the condition exists)."""
     last_run: dict[str, Any] = {
@@ -321,13 +222,20 @@ def finished_patch(
         reason = RESULT_REASONS[result.status]
         message = describe(result) or f"the run ended: {result.status}"
         idle = f"run {result.run_id} of generation {generation} finished (trigger: {trigger})"
-        stalled = result.status in STALLED_RESULTS
+        stall = stall or Stall(False, message)
         updates = [
             condition(
                 READY, "True" if result.succeeded else "False", reason, message, generation, now
             ),
             condition(RECONCILING, "False", "Idle", idle, generation, now),
-            condition(STALLED, "True" if stalled else "False", reason, message, generation, now),
+            condition(
+                STALLED,
+                "True" if stall.stalled else "False",
+                reason,
+                stall.message,
+                generation,
+                now,
+            ),
         ]
         existing = _conditions(existing_status)
         if result.succeeded and (drift or any(c.get("type") == DRIFTED for c in existing)):
@@ -424,13 +332,18 @@ def error_patch(
     reason: str,
     message: str,
     now: datetime,
+    stall: Stall | None = None,
 ) -> dict[str, Any]:
     """A permanent error kept ``generation`` from running (``reason`` e.g. PlaybookNotFound):
-    Ready False and Stalled True with that reason, Reconciling False, observedGeneration set."""
+    Ready False with that reason, Reconciling False, Stalled as ``stall`` says (None: True, with
+    ``message``), observedGeneration set."""
+    stall = stall or Stall(True, message)
     updates = [
         condition(READY, "False", reason, message, generation, now),
         condition(RECONCILING, "False", reason, message, generation, now),
-        condition(STALLED, "True", reason, message, generation, now),
+        condition(
+            STALLED, "True" if stall.stalled else "False", reason, stall.message, generation, now
+        ),
     ]
     existing = _conditions(existing_status)
     updates.extend(sdk_error(existing, message, now))

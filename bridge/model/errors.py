@@ -61,3 +61,60 @@ class ConflictError(TemporaryError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, delay=0.0)
+
+
+class MissingInputError(PermanentError):
+    """An input the run reads does not exist yet (a Secret, a ConfigMap, a key of one).
+
+    Permanent for the attempt, but it waits for something to appear rather than for a new spec:
+    the controller retries it with back-off, so creating the object is enough.
+    """
+
+    reason = "InputNotFound"
+
+
+class SecretNotFoundError(MissingInputError):
+    """A Secret the run reads does not exist."""
+
+    reason = "SecretNotFound"
+
+
+class SecretKeyNotFoundError(MissingInputError):
+    """A Secret the run reads has no such key."""
+
+    reason = "SecretKeyNotFound"
+
+
+class ConfigMapNotFoundError(MissingInputError):
+    """A ConfigMap the run reads does not exist."""
+
+    reason = "ConfigMapNotFound"
+
+
+class ConfigMapKeyNotFoundError(MissingInputError):
+    """A ConfigMap the run reads has no such key."""
+
+    reason = "ConfigMapKeyNotFound"
+
+
+#: The reason of each missing-input error type (for code that still raises a plain
+#: :class:`PermanentError` with one of these reasons).
+MISSING_INPUT_REASONS: frozenset[str] = frozenset(
+    cls.reason
+    for cls in (
+        SecretNotFoundError,
+        SecretKeyNotFoundError,
+        ConfigMapNotFoundError,
+        ConfigMapKeyNotFoundError,
+    )
+)
+
+
+def is_missing_input(error: PermanentError) -> bool:
+    """Whether ``error`` says an input is missing (retried: it may appear): a
+    :class:`MissingInputError`, or a plain :class:`PermanentError` with one of its reasons.
+
+    NB: the one place a reason string is matched; once every raiser uses the types, the reason
+    match can go.
+    """
+    return isinstance(error, MissingInputError) or error.reason in MISSING_INPUT_REASONS

@@ -141,6 +141,9 @@ class RunResult:
     #: The tasks that reported a change, per host, in the order they ran (names only: a
     #: ``no_log`` result is never read). ``changed`` may count more (see bridge.ansible.results).
     changed_tasks: tuple[ChangedTask, ...] = ()
+    #: Seconds after which the resource is to run again, asked for by the run's first
+    #: ``operator_sdk.util.requeue_after`` task (0: no timed run); None: it asked nothing.
+    requeue_after: float | None = None
 
     @property
     def changed(self) -> int:

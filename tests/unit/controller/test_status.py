@@ -15,11 +15,12 @@ from typing import Any, cast
 
 import pytest
 
-from bridge.ansible.results import ResultBuilder
+from bridge.ansible.results import ResultBuilder, describe
 from bridge.controller.status import (
     MAX_DRIFTED_TASKS,
     MAX_FAILED_TASKS,
     Condition,
+    Stall,
     check_patch,
     condition,
     drift_condition,
@@ -268,15 +269,27 @@ def run_once(
     *,
     trigger: Any = "update",
     manage_status: bool = True,
+    stall: Stall | None = None,
 ) -> dict[str, Any]:
-    """queued -> started -> finished, applying each patch; returns the final status."""
+    """queued -> started -> finished, applying each patch; returns the final status. ``stall``:
+    the outcome policy's verdict; by default, for a failed, timed-out or errored run, no retry
+    left (Stalled True, with the Ready message)."""
+    if stall is None and result.status in ("failed", "timeout", "error"):
+        stall = Stall(True, describe(result) or f"the run ended: {result.status}")
     kw = {"manage_status": manage_status}
     status = merge(status, queued_patch(status, generation, trigger, at(start), **kw))
     status = merge(
         status, started_patch(status, result.run_id, generation, trigger, at(start + 1), **kw)
     )
     patch = finished_patch(
-        status, result, generation, trigger, at(start + 1), at(start + 9), manage_status
+        status,
+        result,
+        generation,
+        trigger,
+        at(start + 1),
+        at(start + 9),
+        manage_status,
+        stall=stall,
     )
     json.dumps(patch)  # plain JSON data
     return cast(dict[str, Any], merge(status, patch))
@@ -798,3 +811,18 @@ def test_a_run_after_drift_sets_in_sync_only_when_it_succeeds() -> None:
         "InSync",
         ts(140),
     )
+
+
+def test_stalled_follows_the_outcome_policys_verdict() -> None:
+    waiting = Stall(False, "no such package; retry 1 of 3 at 2024-05-01T10:00:19Z")
+    status = run_once({}, failed_result(), 1, 0, stall=waiting)
+    stalled = cond(status, "Stalled")
+    assert (stalled["status"], stalled["reason"], stalled["message"]) == (
+        "False",
+        "Failed",
+        waiting.message,
+    )
+    assert cond(status, "Ready")["status"] == "False"
+    retried = error_patch({}, 1, "SecretNotFound", "no Secret", T0, stall=Stall(False, "soon"))
+    assert cond(merge({}, retried), "Stalled")["status"] == "False"
+    assert cond(merge({}, retried), "Stalled")["message"] == "soon"
