@@ -265,7 +265,7 @@ def test_the_operator_runs_with_nothing_but_the_generated_rbac(
     kubeconfig.write_text(json.dumps(config))
     kubeconfig.chmod(0o600)
     extra = ("--kubeconfig", str(kubeconfig), "--http-host", "127.0.0.1", "--http-port", "0")
-    bridge.app.operator = Operator(control_plane, watches, ns, tmp_path, extra).start()
+    bridge.operator = Operator(control_plane, watches, ns, tmp_path, extra).start()
 
     bridge.core.create_namespaced_secret(
         ns, {"metadata": {"name": "creds"}, "stringData": {"token": "from-a-secret"}}
@@ -282,6 +282,23 @@ def test_the_operator_runs_with_nothing_but_the_generated_rbac(
     wait_for("the finalized Probe to go", lambda: bridge.get("p") is None)
     assert (bridge.records / f"{ns}.p.finalized").exists()
 
-    log = bridge.app.operator.log_text()
+    log = bridge.operator.log_text()
     refused = [line for line in log.splitlines() if "403" in line or "forbidden" in line.lower()]
     assert not refused, "\n".join(refused)
+
+    # The proof that it ran as the ServiceAccount and not as an admin: take the namespace's
+    # grants away, and the next resource stays unreconciled, the refusal reported in the log.
+    kubectl("delete", "rolebinding", "-n", ns, "--all")
+    bridge.create("q", {"message": "after the grants went"})
+    wait_for(
+        "the operator to report a refusal",
+        lambda: [
+            line
+            for line in bridge.operator.log_text().splitlines()
+            if "403" in line or "forbidden" in line.lower()
+        ],
+        timeout=60,
+    )
+    q = bridge.get("q")
+    assert q is not None and not q.get("status") and not q["metadata"].get("finalizers")
+    assert not (bridge.records / f"{ns}.q.runs").exists()

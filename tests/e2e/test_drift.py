@@ -43,7 +43,7 @@ def drifted(bridge: Bridge, name: str, status: str, reason: str) -> Any:
     try:
         return wait_for(f"Drifted={status} ({reason})", check, timeout=60)
     except AssertionError:
-        print(bridge.app.operator.log_text()[-6000:] if bridge.app.operator else "")
+        print(bridge.operator.log_text()[-6000:] if bridge.operator else "")
         raise
 
 
@@ -157,7 +157,7 @@ def checks_total(metrics: str, result: str) -> float:
 
 def test_check_runs_are_counted_and_their_output_is_served(bridge: Bridge) -> None:
     bridge.start([drift_watch(interval="2s")], "--http-host", "127.0.0.1")
-    operator = bridge.app.operator
+    operator = bridge.operator
     assert operator is not None
     port = wait_for(
         "the HTTP server",

@@ -41,7 +41,7 @@ def test_a_new_resource_runs_before_queued_periodic_runs(bridge: Bridge) -> None
         "--http-host",
         "127.0.0.1",
     )
-    operator = bridge.app.operator
+    operator = bridge.operator
     assert operator is not None
     port = wait_for(
         "the HTTP server",
