@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from bridge.config.yamlfile import read_yaml
 from bridge.model.errors import PermanentError
 from bridge.model.watch import EntryPoint, Option
 
@@ -115,22 +116,7 @@ _SpecLoader.add_multi_constructor("!", _construct_tagged)
 
 
 def _read(path: Path) -> Any:
-    file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ArgumentSpecError(f"cannot read the file: {exc.strerror or exc}", path=file) from exc
-    except UnicodeDecodeError as exc:
-        raise ArgumentSpecError(f"cannot read the file: not UTF-8 text ({exc})", path=file) from exc
-    try:
-        return yaml.load(text, Loader=_SpecLoader)  # a SafeLoader subclass: safe
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ArgumentSpecError(f"YAML error{where}: {problem}", path=file) from exc
-    except yaml.YAMLError as exc:
-        raise ArgumentSpecError(f"YAML error: {exc}", path=file) from exc
+    return read_yaml(path, ArgumentSpecError, loader=_SpecLoader)
 
 
 def role_argument_spec_file(role: Path) -> Path | None:

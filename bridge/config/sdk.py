@@ -29,13 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bridge.config.settings import RunnerSettings
-from bridge.config.watches import parse_duration
+from bridge.model.annotations import SDK_MAX_RUNNER_ARTIFACTS, SDK_VERBOSITY
+from bridge.model.units import parse_duration
 from bridge.model.watch import Watch
-
-#: Per-resource ``-v`` count of its runs (0-7).
-VERBOSITY_ANNOTATION = "ansible.sdk.operatorframework.io/verbosity"
-#: Per-resource number of run artifact folders kept (overrides the watch's maxRunnerArtifacts).
-MAX_ARTIFACTS_ANNOTATION = "ansible.sdk.operatorframework.io/max-runner-artifacts"
 
 #: Ansible's highest meaningful verbosity (``-vvvvvvv``), as the SDK bounds it.
 MAX_VERBOSITY = 7
@@ -142,22 +138,22 @@ def run_overrides(annotations: Mapping[str, object] | None) -> RunOverrides:
     verbosity: int | None = None
     max_artifacts: int | None = None
     problems: list[str] = []
-    if VERBOSITY_ANNOTATION in annotations:
-        text = str(annotations[VERBOSITY_ANNOTATION]).strip()
+    if SDK_VERBOSITY in annotations:
+        text = str(annotations[SDK_VERBOSITY]).strip()
         if _INTEGER.match(text) and 0 <= int(text) <= MAX_VERBOSITY:
             verbosity = int(text)
         else:
             problems.append(
-                f"annotation {VERBOSITY_ANNOTATION}: {text!r} is not a verbosity from 0 to "
+                f"annotation {SDK_VERBOSITY}: {text!r} is not a verbosity from 0 to "
                 f"{MAX_VERBOSITY}; the default applies"
             )
-    if MAX_ARTIFACTS_ANNOTATION in annotations:
-        text = str(annotations[MAX_ARTIFACTS_ANNOTATION]).strip()
+    if SDK_MAX_RUNNER_ARTIFACTS in annotations:
+        text = str(annotations[SDK_MAX_RUNNER_ARTIFACTS]).strip()
         if _INTEGER.match(text) and int(text) >= 0:
             max_artifacts = int(text)
         else:
             problems.append(
-                f"annotation {MAX_ARTIFACTS_ANNOTATION}: {text!r} is not a number of artifact "
+                f"annotation {SDK_MAX_RUNNER_ARTIFACTS}: {text!r} is not a number of artifact "
                 "folders (an integer >= 0); the watch's maxRunnerArtifacts applies"
             )
     return RunOverrides(verbosity, max_artifacts, tuple(problems))

@@ -1,7 +1,12 @@
-"""The operator's settings: one small tree of frozen dataclasses, built once at start-up.
+"""The operator's settings: a tree of frozen dataclasses, one per concern, built once at start-up.
 
-CLI flags, environment variables and the watches file are read in :mod:`bridge.cli.main`; everything
-below receives the finished tree explicitly. Nothing deeper in the code reads the environment.
+Each field's default is the operator's default, written once: the command line takes its
+options' defaults (and the valid values below) from here. The command line (:mod:`bridge.cli`)
+builds the tree from its flags, the environment (the Operator SDK's variables through
+:mod:`bridge.config.sdk`) and the watches file (:mod:`bridge.config.watches`), and passes it
+down explicitly. Below it no option is read from the environment; the operator's own
+environment reaches only the processes of runs (:mod:`bridge.executors` hands it on, with
+:attr:`RunnerSettings.env` on top) and the Kubernetes client's look-up of ``$KUBECONFIG``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.model.watch import Watch
+
+#: The log levels of the operator's own loggers (:attr:`OperatorSettings.log_level`).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: How the Job of an ``executor: job`` run is carried out (:attr:`JobSettings.transport`).
+JOB_TRANSPORTS = ("pod", "process")
 
 
 def _default_concurrency() -> int:
@@ -41,8 +51,10 @@ class RunnerSettings:
     cancel_poll: float = 0.1
     #: Seconds between SIGINT and SIGKILL when a run is canceled or times out.
     stop_grace: float = 5.0
-    #: "warm" (default): runs are forked from a server that has imported Ansible once (falls back
-    #: to local when it cannot serve a run); "local": ansible-runner spawns ansible-playbook.
+    #: The executor of watches without ``executor`` (``--executor``; one of
+    #: :data:`~bridge.model.watch.EXECUTOR_NAMES`): "warm" (default): runs are forked from a
+    #: server that has imported Ansible once (falls back to local when it cannot serve a run);
+    #: "local": ansible-runner spawns ansible-playbook; "job": a Kubernetes Job per run.
     executor: str = "warm"
     #: Environment every run gets on top of the operator's (the bundled operator_sdk.util
     #: collection on ANSIBLE_COLLECTIONS_PATH, K8S_AUTH_KUBECONFIG for modules that call the API).
@@ -72,11 +84,12 @@ class ScopeSettings:
 
 @dataclass(frozen=True)
 class RetrySettings:
-    """Back-off for temporary failures (API errors, a finalizer run that failed)."""
+    """Back-off: of temporary failures (API errors, a finalizer run that failed) and of the
+    retries of a failed run (a watch's ``retry`` overrides the latter)."""
 
-    #: First delay in seconds; doubled after each failure.
+    #: First delay in seconds after a temporary failure; doubled after each failure.
     initial: float = 2.0
-    #: Longest delay in seconds.
+    #: Longest delay in seconds, of either back-off.
     maximum: float = 300.0
     #: How often a failed run (failed, error, timeout) of one generation is retried.
     run_limit: int = 3
@@ -99,9 +112,10 @@ class JobSettings:
     """How watches with ``executor: job`` run: one Kubernetes Job per run
     (bridge.executors.job.executor)."""
 
-    #: "pod": the Job's pod runs ``ansible-runner worker``; the operator attaches to its stdin
-    #: and follows its log. "process": a local ``ansible-runner worker`` process stands in for
-    #: the pod's container (the Job object is still created); for tests and development.
+    #: One of :data:`JOB_TRANSPORTS`. "pod": the Job's pod runs ``ansible-runner worker``; the
+    #: operator attaches to its stdin and follows its log. "process": a local
+    #: ``ansible-runner worker`` process stands in for the pod's container (the Job object is
+    #: still created); for tests and development.
     transport: str = "pod"
     #: The image of a watch whose ``job.image`` is not set (the operator's own image has
     #: ansible-runner and the automation at the same paths).
@@ -146,7 +160,7 @@ class OperatorSettings:
     leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
     #: The kubeconfig to use; None: $KUBECONFIG, ~/.kube/config or the in-cluster account.
     kubeconfig: Path | None = None
-    #: Log level name for the operator's own loggers.
+    #: Log level name for the operator's own loggers (one of :data:`LOG_LEVELS`).
     log_level: str = "INFO"
     #: Give each run the operator's identity through a local API proxy that adds an
     #: ownerReference (or the Operator SDK's primary-resource annotations) to objects the run

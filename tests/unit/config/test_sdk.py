@@ -27,6 +27,7 @@ from bridge.controller.status import (
     started_patch,
 )
 from bridge.executors.local import LocalExecutor, runner_cmdline, runner_options
+from bridge.model.annotations import SDK_MAX_RUNNER_ARTIFACTS, SDK_VERBOSITY
 from bridge.model.records import FailedTask, HostStats, RunnerEvent, RunResult
 from tests.unit.helpers import make_watch, spec_for
 
@@ -101,17 +102,17 @@ def test_ansible_args_are_shell_split_and_requoted() -> None:
 def test_annotations_override_verbosity_and_max_artifacts() -> None:
     assert sdk.run_overrides(None) == sdk.RunOverrides()
     assert sdk.run_overrides({"other": "x"}) == sdk.RunOverrides()
-    found = sdk.run_overrides({sdk.VERBOSITY_ANNOTATION: "4", sdk.MAX_ARTIFACTS_ANNOTATION: "3"})
+    found = sdk.run_overrides({SDK_VERBOSITY: "4", SDK_MAX_RUNNER_ARTIFACTS: "3"})
     assert found == sdk.RunOverrides(verbosity=4, max_artifacts=3)
 
 
 @pytest.mark.parametrize(
     ("annotation", "value"),
     [
-        (sdk.VERBOSITY_ANNOTATION, "8"),
-        (sdk.VERBOSITY_ANNOTATION, "loud"),
-        (sdk.MAX_ARTIFACTS_ANNOTATION, "-2"),
-        (sdk.MAX_ARTIFACTS_ANNOTATION, "many"),
+        (SDK_VERBOSITY, "8"),
+        (SDK_VERBOSITY, "loud"),
+        (SDK_MAX_RUNNER_ARTIFACTS, "-2"),
+        (SDK_MAX_RUNNER_ARTIFACTS, "many"),
     ],
 )
 def test_a_bad_annotation_is_named_and_the_default_applies(annotation: str, value: str) -> None:

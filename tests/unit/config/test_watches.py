@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from bridge.config.watches import load_watches, parse_duration
+from bridge.model import units
 from bridge.model.errors import WatchesError
-from bridge.model.watch import FinalizerSpec, Watch
+from bridge.model.watch import EXECUTOR_NAMES, FinalizerSpec, Watch
 from tests.unit.helpers import make_watch
 
 HEAD = """\
@@ -749,57 +750,26 @@ def test_the_first_error_is_raised(project: Path) -> None:
     load_error(path, entry=1, key="playbook")
 
 
-# --- durations --------------------------------------------------------------------------------
+def test_a_group_with_a_label_over_63_characters_is_refused(project: Path) -> None:
+    # The API server's RFC 1123 subdomain rule (bridge.model.names.DNS_SUBDOMAIN_RE).
+    group = "a" * 64 + ".example.com"
+    path = write(project, HEAD.replace("cache.example.com", group) + "  playbook: playbook.yml\n")
+    message = load_error(path, entry=1, key="group")
+    assert "is not a lowercase DNS subdomain" in message
 
 
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        ("30s", 30.0),
-        ("5m", 300.0),
-        ("1h", 3600.0),
-        ("1m30s", 90.0),
-        ("1h30m", 5400.0),
-        ("1.5h", 5400.0),
-        ("2h45m30.5s", 9930.5),
-        ("250ms", 0.25),
-        ("10us", 0.00001),
-        ("10\u00b5s", 0.00001),
-        ("10\u03bcs", 0.00001),
-        ("1500ns", 0.0000015),
-        (".5s", 0.5),
-        ("1.s", 1.0),
-        ("0", 0.0),
-        ("0s", 0.0),
-        ("30", 30.0),
-        ("2.5", 2.5),
-        (" 10s ", 10.0),
-        (45, 45.0),
-        (0.5, 0.5),
-    ],
-)
-def test_parse_duration(value: str | float, seconds: float) -> None:
-    assert parse_duration(value) == pytest.approx(seconds, rel=1e-12)
+@pytest.mark.parametrize("name", EXECUTOR_NAMES)
+def test_every_executor_name_is_accepted(project: Path, name: str) -> None:
+    path = write(project, HEAD + f"  playbook: playbook.yml\n  executor: {name}\n")
+    watch, _ = load_one(path)
+    assert watch.executor.name == name
 
 
-@pytest.mark.parametrize(
-    "value",
-    ["5 minutes", "", "s", "1d", "1h 30m", "-5s", "+5s", "1.2.3s", "5M", "1e3s", "nan", "inf"],
-)
-def test_parse_duration_rejects_non_durations(value: str) -> None:
-    with pytest.raises(ValueError, match="is not a duration like 30s, 5m, 1h30m"):
-        parse_duration(value)
+# --- durations (parsed by bridge.model.units, see tests/unit/model/test_units.py) -------------
 
 
-@pytest.mark.parametrize("value", [True, float("inf"), float("nan")])
-def test_parse_duration_rejects_non_numbers(value: float) -> None:
-    with pytest.raises(ValueError, match="is not a duration"):
-        parse_duration(value)
-
-
-def test_parse_duration_rejects_negative_numbers() -> None:
-    with pytest.raises(ValueError, match="negative"):
-        parse_duration(-1)
+def test_parse_duration_is_still_importable_from_the_watches_loader() -> None:
+    assert parse_duration is units.parse_duration
 
 
 def test_reconcile_period_as_an_integer_of_seconds(project: Path) -> None:
