@@ -27,7 +27,7 @@ from bridge.model.watch import Watch
 DURATION_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 _LABELS = ("kind", "group")
-#: The results of ``ansible_bridge_checks_total`` (see bridge.controller.reconcile.CheckVerdict).
+#: The results of ``ansible_bridge_checks_total`` (see bridge.controller.ports.CheckVerdict).
 CHECK_VERDICTS = ("drifted", "clean", "failed")
 
 
@@ -36,7 +36,7 @@ def _labels(watch: Watch) -> tuple[str, str]:
 
 
 class RunMetrics:
-    """A :class:`~bridge.controller.reconcile.RunObserver` that counts, times and gauges runs per
+    """A :class:`~bridge.controller.ports.RunObserver` that counts, times and gauges runs per
     kind."""
 
     #: The Content-Type of :meth:`exposition` (Prometheus' text format).

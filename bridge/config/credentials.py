@@ -48,7 +48,13 @@ from typing import Any
 
 import yaml
 
-from bridge.model.errors import PermanentError
+from bridge.model.errors import (
+    ConfigMapKeyNotFoundError,
+    ConfigMapNotFoundError,
+    PermanentError,
+    SecretKeyNotFoundError,
+    SecretNotFoundError,
+)
 from bridge.model.names import DNS_SUBDOMAIN_RE
 from bridge.model.process import MARKER
 from bridge.model.records import RunCredentials, plain
@@ -275,13 +281,13 @@ async def resolve_credentials(
     data = await read_secret(namespace, name)
     what = f"credentials: Secret {namespace}/{name}"
     if data is None:
-        raise PermanentError(f"{what} does not exist", reason="SecretNotFound")
+        raise SecretNotFoundError(f"{what} does not exist")
 
     def value(key: str | None) -> str | None:
         if key is None:
             return None
         if key not in data:
-            raise PermanentError(f"{what} has no key '{key}'", reason="SecretKeyNotFound")
+            raise SecretKeyNotFoundError(f"{what} has no key '{key}'")
         return _decode(data, key, what)
 
     ssh_key = value(creds.ssh_private_key)
@@ -334,7 +340,9 @@ async def resolve_inventory(
         data = await read_config_map(namespace, source.config_map)
         what, kind = f"inventory: ConfigMap {namespace}/{source.config_map}", "ConfigMap"
     if data is None:
-        raise PermanentError(f"{what} does not exist", reason=f"{kind}NotFound")
+        missing = SecretNotFoundError if kind == "Secret" else ConfigMapNotFoundError
+        raise missing(f"{what} does not exist")
     if source.key not in data:
-        raise PermanentError(f"{what} has no key '{source.key}'", reason=f"{kind}KeyNotFound")
+        no_key = SecretKeyNotFoundError if kind == "Secret" else ConfigMapKeyNotFoundError
+        raise no_key(f"{what} has no key '{source.key}'")
     return _decode(data, source.key, what) if kind == "Secret" else data[source.key]

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from bridge.ansible.results import requeue_period
+from bridge.cli import assembly
 from bridge.cli import main as cli
 from bridge.config import sdk
 from bridge.config.settings import OperatorSettings, RunnerSettings
@@ -26,7 +27,8 @@ from bridge.controller.status import (
     sdk_ansible_result,
     started_patch,
 )
-from bridge.executors.local import LocalExecutor, runner_cmdline, runner_options
+from bridge.executors.local import LocalExecutor
+from bridge.executors.plumbing import runner_cmdline, runner_options
 from bridge.model.annotations import SDK_MAX_RUNNER_ARTIFACTS, SDK_VERBOSITY
 from bridge.model.records import FailedTask, HostStats, RunnerEvent, RunResult
 from tests.unit.helpers import make_watch, spec_for
@@ -173,7 +175,7 @@ def operator_settings(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     args = cli.build_parser().parse_args(["run", "--watches", str(watches), *argv])
-    return cli._operator_settings(args, None)
+    return assembly.operator_settings(args, None)
 
 
 def test_cli_takes_the_sdks_flags_and_watch_namespace(
