@@ -9,6 +9,8 @@ is :class:`TemporaryError`, any other refusal is :class:`PermanentError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bridge.kube.paths import group_version_path
-from bridge.model.errors import ConflictError, PermanentError, TemporaryError
+from bridge.model.errors import BridgeError, ConflictError, PermanentError, TemporaryError
 
 T = TypeVar("T")
 
@@ -415,9 +417,16 @@ class Jobs:
         )
 
     def attach_stdin(self, namespace: str, pod: str, container: str, data: bytes) -> None:
-        """Write ``data`` to the container's stdin (``pods/attach``), then close it (blocking)."""
+        """Write ``data`` to the container's stdin (``pods/attach``), then close it (blocking).
+
+        Stdin ends with the v5 protocol's close of the stdin channel (when the server speaks
+        v5) and the websocket's close. A refused attach is translated as any API call is (a
+        403 is permanent); a stream the server ends before all of ``data`` was written is a
+        :class:`TemporaryError` naming how much was sent and what the server said.
+        """
         from kubernetes.stream import stream
 
+        what = f"attach to pod {namespace}/{pod}"
         try:
             ws = stream(
                 self._core.connect_get_namespaced_pod_attach,
@@ -432,21 +441,122 @@ class Jobs:
                 binary=True,
             )
         except Exception as exc:
-            raise _translate(f"attach to pod {namespace}/{pod}", exc) from exc
+            raise _translate(what, _handshake_refusal(exc)) from exc
+        sent = 0
         try:
-            for start in range(0, len(data), 64 * 1024):
-                ws.write_stdin(data[start : start + 64 * 1024])
+            for start in range(0, len(data), _STDIN_CHUNK):
+                ws.update(timeout=0)  # what the server said meanwhile: a status, its close
+                if not ws.is_open():
+                    raise TemporaryError(
+                        f"{what}: the server closed the stream after {sent} of {len(data)} "
+                        f"bytes{_said(ws)}"
+                    )
+                chunk = data[start : start + _STDIN_CHUNK]
+                ws.write_stdin(chunk)
+                sent += len(chunk)
+            ws.close_channel(_STDIN_CHANNEL)  # v5: stdin's end of file (no-op with v4)
+        except BridgeError:
+            raise
+        except Exception as exc:
+            raise TemporaryError(
+                f"{what}: the stream broke after {sent} of {len(data)} bytes: {exc!r}"
+            ) from exc
         finally:
             ws.close()
 
-    def follow_log(self, namespace: str, pod: str, container: str) -> Any:
+    def follow_log(self, namespace: str, pod: str, container: str) -> LogStream:
         """The container's log as a raw byte stream that follows it until it ends (blocking)."""
+        what = f"log of pod {namespace}/{pod}"
         try:
-            return self._core.read_namespaced_pod_log(
+            response = self._core.read_namespaced_pod_log(
                 pod, namespace, container=container, follow=True, _preload_content=False
             )
         except Exception as exc:
-            raise _translate(f"log of pod {namespace}/{pod}", exc) from exc
+            raise _translate(what, exc) from exc
+        return LogStream(response, what)
+
+
+class LogStream(io.RawIOBase):
+    """A followed log as a raw stream: a read returns what has arrived so far (waiting for at
+    least one byte), ``b""`` once the server ended the log or the stream was closed.
+
+    NB: urllib3's own ``read(n)`` (and so its ``readinto``) waits until ``n`` bytes arrived: a
+    ``BufferedReader`` over the response would hold a line back until 8 KiB more of the log
+    came. ``read1`` returns each chunk as it arrives. Closing from another thread first shuts
+    the socket down, which ends a read blocked in it (closing alone would wait for that read).
+    A stream cut short is a :class:`TemporaryError`.
+    """
+
+    #: Set by callers that used to read the urllib3 response itself; a LogStream never closes
+    #: by itself (only :meth:`close` does), so the end of the stream is always ``b""``.
+    auto_close: bool = False
+
+    def __init__(self, response: Any, what: str) -> None:
+        super().__init__()
+        self._response = response
+        self._what = what
+        self._closing = False
+        response.auto_close = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        try:
+            data = self._response.read1(len(view))
+        except Exception as exc:
+            if self._closing:
+                return 0
+            raise _translate(f"{self._what}: the stream broke", exc) from exc
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed and not self._closing:
+            self._closing = True
+            with contextlib.suppress(Exception):
+                self._response.shutdown()
+            with contextlib.suppress(Exception):
+                self._response.close()
+        super().close()
+
+
+#: Stdin goes out in websocket messages of this many bytes.
+_STDIN_CHUNK = 64 * 1024
+#: The channels of the ``*.channel.k8s.io`` protocols the bridge uses.
+_STDIN_CHANNEL, _STATUS_CHANNEL = 0, 3
+
+
+def _handshake_refusal(exc: Exception) -> Exception:
+    """The API's refusal of a websocket upgrade as an ``ApiException`` with its real status.
+
+    NB: the client reports every failed upgrade as status 0 (network trouble, temporary), the
+    server's status and ``Status`` body only in the message of the websocket library's
+    exception, which it raised from.
+    """
+    from kubernetes.client.exceptions import ApiException
+    from websocket import WebSocketBadStatusException
+
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, WebSocketBadStatusException):
+        refused = ApiException(status=cause.status_code, reason=cause.status_message)
+        body = cause.resp_body
+        refused.body = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        return refused
+    return exc
+
+
+def _said(ws: Any) -> str:
+    """What the server put on the status channel, if anything (": message")."""
+    try:
+        raw = ws.read_channel(_STATUS_CHANNEL)
+        status = json.loads(raw) if raw else None
+    except (ValueError, TypeError):
+        return f": {raw!r}"
+    if isinstance(status, Mapping) and status.get("message"):
+        return f": {status['message']}"
+    return ""
 
 
 #: Waiting reasons of a container that will not start by itself.
