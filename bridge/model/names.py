@@ -36,6 +36,33 @@ DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 DNS_LABEL_RE = re.compile(DNS_LABEL)
 DNS_SUBDOMAIN_RE = re.compile(rf"(?=.{{1,253}}$){DNS_LABEL}(\.{DNS_LABEL})*")
 
+#: The name part of a label key, and a label value (empty allowed): at most 63 characters.
+_LABEL_NAME_RE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+
+
+def label_key_problem(key: str) -> str | None:
+    """Why ``key`` is not a Kubernetes label key (``[prefix/]name``), or None when it is one."""
+    prefix, slash, name = key.rpartition("/")
+    if slash and not (len(prefix) <= 253 and DNS_SUBDOMAIN_RE.fullmatch(prefix)):
+        return f"label key {key!r}: the prefix must be a DNS subdomain like example.com"
+    if not name or len(name) > 63 or not _LABEL_NAME_RE.fullmatch(name):
+        return (
+            f"label key {key!r}: the name must be 1-63 characters of letters, digits, '-', '_' "
+            "and '.', starting and ending with a letter or digit"
+        )
+    return None
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why ``value`` is not a Kubernetes label value, or None when it is one (empty is one)."""
+    if value and (len(value) > 63 or not _LABEL_NAME_RE.fullmatch(value)):
+        return (
+            f"label value {value!r}: at most 63 characters of letters, digits, '-', '_' and "
+            "'.', starting and ending with a letter or digit"
+        )
+    return None
+
+
 _NUMBER_RUN = re.compile(r"([a-zA-Z])([0-9]+)([a-zA-Z][0-9]+)")
 
 _DELIMITERS = frozenset(" _-")

@@ -17,6 +17,7 @@ from bridge.config.watches.keys import (
     KeyReader,
     type_name,
 )
+from bridge.model.names import label_key_problem, label_value_problem
 from bridge.model.watch import WatchedKind
 
 _SCOPES = ("Namespaced", "Cluster")
@@ -74,11 +75,15 @@ def _selector(keys: KeyReader, entry: Mapping[str, Any]) -> dict[str, Any] | Non
         for label, label_value in labels.items():
             if not isinstance(label, str):
                 keys.fail("selector.matchLabels", f"label names must be strings, got {label!r}")
+            if (problem := label_key_problem(label)) is not None:
+                keys.fail("selector.matchLabels", problem)
             if not isinstance(label_value, str):
                 keys.fail(
                     f"selector.matchLabels.{label}",
                     f"expected a string, got {type_name(label_value)} (quote numbers and booleans)",
                 )
+            if (problem := label_value_problem(label_value)) is not None:
+                keys.fail(f"selector.matchLabels.{label}", problem)
     expressions = value.get("matchExpressions")
     if expressions is not None:
         if not isinstance(expressions, list):
@@ -100,6 +105,8 @@ def _expression(keys: KeyReader, value: object, key: str) -> None:
     label = value.get("key")
     if not isinstance(label, str) or not label:
         keys.fail(f"{key}.key", f"expected a label name, got {type_name(label)}")
+    if (problem := label_key_problem(label)) is not None:
+        keys.fail(f"{key}.key", problem)
     operator = value.get("operator")
     if operator not in _OPERATORS:
         keys.fail(f"{key}.operator", f"expected one of {', '.join(_OPERATORS)}, got {operator!r}")
@@ -108,6 +115,9 @@ def _expression(keys: KeyReader, value: object, key: str) -> None:
         not isinstance(values, list) or not all(isinstance(v, str) for v in values)
     ):
         keys.fail(f"{key}.values", f"expected a list of strings, got {values!r}")
+    for i, item in enumerate(values or []):
+        if (problem := label_value_problem(item)) is not None:
+            keys.fail(f"{key}.values[{i}]", problem)
     if operator in ("In", "NotIn") and not values:
         keys.fail(f"{key}.values", f"operator {operator} needs a non-empty list of values")
     if operator in ("Exists", "DoesNotExist") and values:

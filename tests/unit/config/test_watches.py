@@ -262,6 +262,17 @@ def test_paths_are_relative_to_the_watches_file_not_the_working_directory(
     assert watch.automation.playbook == project / "playbook.yml"
 
 
+def test_label_keys_and_values_kubernetes_accepts_are_accepted(project: Path) -> None:
+    selector = (
+        '{matchLabels: {app.kubernetes.io/name: web, a_b.c-d: "", x: A.b-C_d},'
+        " matchExpressions: [{key: example.com/tier, operator: In, values: [front, back]}]}"
+    )
+    path = write(project, HEAD + f"  playbook: playbook.yml\n  selector: {selector}\n")
+    (watch,), _ = load_watches(path, {})
+    assert watch.resource.selector is not None
+    assert watch.resource.selector["matchLabels"]["app.kubernetes.io/name"] == "web"
+
+
 def test_empty_selector_means_no_selector(project: Path) -> None:
     path = write(project, HEAD + "  playbook: playbook.yml\n  selector: {matchLabels: {}}\n")
     watch, _ = load_one(path)
@@ -732,6 +743,21 @@ def test_bad_finalizer(project: Path, finalizer: str, key: str, expected: str) -
             "{matchExpressions: [{key: a, operator: In, value: [b]}]}",
             "selector.matchExpressions[0].value",
             "did you mean 'values'?",
+        ),
+        # Label keys and values as Kubernetes takes them (#20: a key with a space was accepted).
+        ('{matchLabels: {"a b": x}}', "selector.matchLabels", "label key 'a b': the name must"),
+        ("{matchLabels: {-a: x}}", "selector.matchLabels", "label key '-a'"),
+        ('{matchLabels: {"Ex ample.com/a": x}}', "selector.matchLabels", "the prefix must be"),
+        ('{matchLabels: {a: "b c"}}', "selector.matchLabels.a", "label value 'b c'"),
+        (
+            '{matchExpressions: [{key: "a b", operator: Exists}]}',
+            "selector.matchExpressions[0].key",
+            "label key 'a b'",
+        ),
+        (
+            '{matchExpressions: [{key: a, operator: In, values: [ok, "not ok"]}]}',
+            "selector.matchExpressions[0].values[1]",
+            "label value 'not ok'",
         ),
     ],
 )
