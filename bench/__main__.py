@@ -21,6 +21,7 @@ from bench import peer as peer_mod
 from bench import procs, report, scenarios
 from bench.cluster import WATCHES, Cluster
 from bench.settings import SettingsError, from_env
+from bridge.tools.operator_process import OperatorProcessError
 
 #: Where ansible-operator keeps its runs' input and artifacts (fixed), for the bench's group.
 PEER_RUNNER_DIR = Path("/tmp/ansible-operator/runner/bench.ansible-bridge.io")
@@ -89,7 +90,7 @@ def main() -> int:
                     results.throughput = scenarios.throughput(ctx)
                 else:
                     results.scale = scenarios.scale(ctx)
-            except (RuntimeError, OSError) as e:
+            except (RuntimeError, OSError, OperatorProcessError) as e:
                 code = 1
                 results.errors.append(f"{name}: {e}")
                 print(f"    {name} failed: {e}", file=sys.stderr, flush=True)

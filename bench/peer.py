@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from bench.procs import Operator, free_port, port_free
+from bench.settings import REPO
 
 MODULE = "github.com/operator-framework/ansible-operator-plugins"
 VERSION = "v1.42.2"
@@ -198,6 +199,11 @@ def peer_operator(
         "PATH": f"{peer.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
     }
     environ.pop("VIRTUAL_ENV", None)
-    op = Operator(cmd, environ, workdir / f"peer-{namespace}.log", port)
-    op.label = f"ansible-operator {VERSION}"
-    return op
+    return Operator(
+        cmd,
+        env=environ,
+        log=workdir / f"peer-{namespace}.log",
+        cwd=REPO,
+        port=port,
+        label=f"ansible-operator {VERSION}",
+    )

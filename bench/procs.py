@@ -3,21 +3,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.settings import REPO
+from bridge.tools.operator_process import OperatorProcess, bridge_command, http_status
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 VENV_BIN = Path(sys.executable).parent
@@ -94,84 +91,11 @@ def processes_mentioning(marker: str) -> list[int]:
     return found
 
 
-def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, ""
-    except (urllib.error.URLError, OSError):
-        return 0, ""
-
-
 # --- operators ------------------------------------------------------------------------------
 
 
-class Operator:
-    """An operator process in its own session, logging to a file; :meth:`stop` stops it."""
-
-    label = "operator"
-
-    def __init__(self, cmd: Sequence[str], env: Mapping[str, str], log: Path, port: int) -> None:
-        self.cmd = list(cmd)
-        self.env = dict(env)
-        self.log = log
-        self.port = port
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-
-    def start(self) -> Operator:
-        with open(self.log, "ab") as out:
-            out.write(f"$ {' '.join(self.cmd)}\n".encode())
-            out.flush()
-            self.started_at = time.monotonic()
-            self.proc = subprocess.Popen(
-                self.cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.env,
-                cwd=REPO,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def wait_ready(self, timeout: float = 120) -> float:
-        """Seconds from :meth:`start` to ``/readyz`` answering 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"{self.label} exited; its log: {self.log}\n{self.tail()}")
-            status, _ = http_get(f"http://127.0.0.1:{self.port}/readyz", timeout=2)
-            if status == 200:
-                return time.monotonic() - self.started_at
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.label} not ready after {timeout:.0f}s; log: {self.log}")
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, grace: float = 30) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
+#: The operator processes the bench starts (the bridge's and the peer's): one helper for both.
+Operator = OperatorProcess
 
 
 def bridge_operator(
@@ -186,39 +110,30 @@ def bridge_operator(
     name: str,
 ) -> Operator:
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "bridge",
-        "run",
-        "--watches",
-        str(watches),
-        "--kubeconfig",
-        str(kubeconfig),
-        *[arg for ns in namespaces for arg in ("--namespace", ns)],
-        "--artifacts-dir",
-        str(workdir / f"artifacts-{name}"),
-        "--executor",
-        executor,
-        "--max-concurrent-runs",
-        str(concurrency),
-        "--http-host",
-        "127.0.0.1",
-        "--http-port",
-        str(port),
-        "--log-level",
-        "info",
-    ]
-    op = Operator(
-        cmd, {**os.environ, **env, "KUBECONFIG": str(kubeconfig)}, workdir / f"{name}.log", port
+    cmd = bridge_command(
+        watches,
+        kubeconfig=kubeconfig,
+        artifacts_dir=workdir / f"artifacts-{name}",
+        namespaces=namespaces,
+        executor=executor,
+        http_host="127.0.0.1",
+        http_port=port,
+        log_level="info",
+        extra=("--max-concurrent-runs", str(concurrency)),
     )
-    op.label = f"ansible-bridge ({executor})"
-    return op
+    return OperatorProcess(
+        cmd,
+        env={**os.environ, **env, "KUBECONFIG": str(kubeconfig)},
+        log=workdir / f"{name}.log",
+        cwd=REPO,
+        port=port,
+        label=f"ansible-bridge ({executor})",
+    )
 
 
 def runs_started(op: Operator) -> float:
     """Runs finished + in flight + queued, from the bridge's /metrics."""
-    status, text = http_get(f"http://127.0.0.1:{op.port}/metrics")
+    status, text = http_status(f"http://127.0.0.1:{op.port}/metrics")
     if status != 200:
         raise RuntimeError(f"/metrics of {op.label} answered {status}")
     total = 0.0

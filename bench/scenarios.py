@@ -24,6 +24,7 @@ from bench.cluster import (
 )
 from bench.peer import Peer, PeerUnavailable, peer_operator
 from bench.settings import DATA, BenchSettings
+from bridge.tools.operator_process import OperatorProcessError
 
 KINDS = ("Trivial", "Realistic")
 PLAYBOOKS = {"Trivial": DATA / "trivial.yml", "Realistic": DATA / "realistic.yml"}
@@ -171,7 +172,7 @@ def _start_or_note_peer(
     try:
         op = _start_system(ctx, executor, namespace, name)
         op.wait_ready()
-    except (PeerUnavailable, RuntimeError) as exc:
+    except (PeerUnavailable, OperatorProcessError, RuntimeError) as exc:
         if executor != "peer":
             raise
         ctx.peer_missing = str(exc).splitlines()[0]

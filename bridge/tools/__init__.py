@@ -1,2 +1,2 @@
 """Developer tools, never imported by the running operator: CRDs, manifests, scaffold, demo,
-control plane."""
+control plane, and the operator started as a process (tests, demo, bench)."""

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +17,8 @@ import yaml
 
 from bridge.model.errors import BridgeError
 from bridge.tools import controlplane
+from bridge.tools.operator_process import OperatorProcess, bridge_command, stop_pid_file
+from bridge.tools.processes import cmdline
 
 #: The repository: the parent of the ``bridge`` package folder.
 REPO = Path(__file__).resolve().parents[2]
@@ -74,24 +74,12 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty)"
 
 
-# --- processes ------------------------------------------------------------------------------
-
-
-def _cmdline(pid: int) -> list[str] | None:
-    """The command line of a running (not zombie) ``pid``, or None."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return None
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+# --- the operator ---------------------------------------------------------------------------
 
 
 def _is_demo_operator(pid: int, run_dir: Path) -> bool:
     """True when ``pid`` is an operator started by the demo for ``run_dir`` (not a recycled PID)."""
-    args = _cmdline(pid)
+    args = cmdline(pid)
     if not args:
         return False
     return (
@@ -101,82 +89,39 @@ def _is_demo_operator(pid: int, run_dir: Path) -> bool:
     )
 
 
-def _read_pid(pid_file: Path) -> int | None:
-    try:
-        return int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def stop_operator(run_dir: Path, grace: float = STOP_GRACE) -> int | None:
     """Stop the demo's operator: SIGTERM, up to ``grace`` seconds, then SIGKILL its group.
 
     Returns the PID that was stopped, or None when none ran.
     """
-    pid_file = run_dir / "operator.pid"
-    pid = _read_pid(pid_file)
-    if pid is None or not _is_demo_operator(pid, run_dir):
-        with contextlib.suppress(OSError):
-            pid_file.unlink()
-        return None
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _is_demo_operator(pid, run_dir):
-        _reap(pid)
-        time.sleep(0.1)
-    if _is_demo_operator(pid, run_dir):
+
+    def say_kill(pid: int) -> None:
         print(f"operator (pid {pid}) still runs after {grace:.0f}s: SIGKILL", flush=True)
-        # Its own session and process group (start_new_session): ansible's forks go too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _is_demo_operator(pid, run_dir):
-            _reap(pid)
-            time.sleep(0.05)
-    with contextlib.suppress(OSError):
-        pid_file.unlink()
-    return pid
 
-
-def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+    return stop_pid_file(
+        run_dir / "operator.pid",
+        lambda pid: _is_demo_operator(pid, run_dir),
+        grace=grace,
+        before_kill=say_kill,
+    )
 
 
 def start_operator(
     plane: controlplane.ControlPlane, run_dir: Path, environ: Mapping[str, str]
-) -> subprocess.Popen[bytes]:
+) -> OperatorProcess:
     """Start ``python -m bridge run`` detached from this process; PID in ``operator.pid``."""
-    log_path = run_dir / "operator.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "bridge",
-        "run",
-        "--watches",
-        str(WATCHES),
-        "--kubeconfig",
-        str(plane.kubeconfig),
-        "--artifacts-dir",
-        str(run_dir / "artifacts"),
-    ]
-    with open(log_path, "wb") as log:
-        log.write(f"$ {shlex.join(cmd)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            # $KUBECONFIG as well as --kubeconfig: whatever reads the client library's default
-            # (kopf's login, kubectl or kubernetes.core in a playbook) reaches the demo's plane.
-            env={**environ, "KUBECONFIG": str(plane.kubeconfig)},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    (run_dir / "operator.pid").write_text(f"{proc.pid}\n")
-    return proc
+    operator = OperatorProcess(
+        bridge_command(WATCHES, kubeconfig=plane.kubeconfig, artifacts_dir=run_dir / "artifacts"),
+        log=run_dir / "operator.log",
+        # $KUBECONFIG as well as --kubeconfig: whatever reads the client library's default
+        # (kopf's login, kubectl or kubernetes.core in a playbook) reaches the demo's plane.
+        env={**environ, "KUBECONFIG": str(plane.kubeconfig)},
+        cwd=REPO,
+        label="the demo's operator",
+        append=False,
+    ).start()
+    operator.write_pid(run_dir / "operator.pid")
+    return operator
 
 
 # --- kubectl --------------------------------------------------------------------------------
@@ -219,16 +164,17 @@ class Kubectl:
 
 
 def wait_ready(
-    kubectl: Kubectl, operator: subprocess.Popen[bytes], target: str, timeout: int
+    kubectl: Kubectl, operator: OperatorProcess, target: str, timeout: int
 ) -> tuple[bool, str]:
     """``kubectl wait --for=condition=Ready``, given up early if the operator exits."""
     waiter = kubectl.popen("wait", "--for=condition=Ready", f"--timeout={timeout}s", target)
     try:
         while waiter.poll() is None:
-            if operator.poll() is not None:
+            code = operator.exited()
+            if code is not None:
                 waiter.kill()
                 waiter.communicate()
-                return False, f"the operator exited with {operator.returncode}"
+                return False, f"the operator exited with {code}"
             time.sleep(0.2)
         out, _ = waiter.communicate()
     finally:
@@ -286,7 +232,8 @@ def demo(environ: Mapping[str, str]) -> int:
         print(f"    stopped the operator of a previous demo (pid {old})")
     operator = start_operator(plane, run_dir, environ)
     log_path = run_dir / "operator.log"
-    clock.done(f"running in the background, pid {operator.pid}, log {log_path}")
+    operator.wait_ready(READY_TIMEOUT)  # its /readyz; the error (a BridgeError) shows its log
+    clock.done(f"ready, running in the background, pid {operator.pid}, log {log_path}")
 
     target = f"{SAMPLE_KIND}/{SAMPLE_NAME}"
     clock.step(f"A sample resource: kubectl apply -f {SAMPLE.relative_to(REPO)}")

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from bridge.tools import controlplane
+from bridge.tools.operator_process import OperatorProcess, bridge_command
 from tests.conftest import Kubectl
 
 DATA = Path(__file__).parent / "data"
@@ -85,8 +85,11 @@ def ansible_processes(bridge: Bridge) -> list[str]:
     return sorted(set(found))
 
 
-class Operator:
-    """One ``ansible-bridge run`` process serving a test namespace."""
+class Operator(OperatorProcess):
+    """One ``ansible-bridge run`` process serving a test namespace (debug log, any free port).
+
+    It shares pytest's session (no SIGKILL to a process group that holds pytest), and its log
+    is appended to when it is started again."""
 
     def __init__(
         self,
@@ -100,58 +103,30 @@ class Operator:
         self.watches = watches
         self.namespace = namespace
         self.artifacts = workdir / "artifacts"
-        self.log = workdir / "operator.log"
         self.extra_args = extra_args
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            bridge_command(
+                watches,
+                kubeconfig=plane.kubeconfig,
+                artifacts_dir=self.artifacts,
+                namespaces=[namespace],
+                log_level="debug",
+                http_port=0,
+                # `make test` runs the e2e suite twice: with the default executor (warm), then
+                # with BRIDGE_TEST_EXECUTOR=local (ansible-runner's).
+                executor=os.environ.get("BRIDGE_TEST_EXECUTOR") or None,
+                extra=extra_args,
+            ),
+            log=workdir / "operator.log",
+            new_session=False,
+        )
 
     def start(self) -> Operator:
-        cmd = [
-            sys.executable,
-            "-m",
-            "bridge",
-            "run",
-            "--watches",
-            str(self.watches),
-            "--kubeconfig",
-            str(self.plane.kubeconfig),
-            "--namespace",
-            self.namespace,
-            "--artifacts-dir",
-            str(self.artifacts),
-            "--log-level",
-            "debug",
-            "--http-port",
-            "0",
-            # `make test` runs the e2e suite twice: with the default executor (warm), then with
-            # BRIDGE_TEST_EXECUTOR=local (ansible-runner's).
-            *(
-                ["--executor", executor]
-                if (executor := os.environ.get("BRIDGE_TEST_EXECUTOR"))
-                else []
-            ),
-            *self.extra_args,
-        ]
-        log = open(self.log, "ab")  # noqa: SIM115 - the child owns it
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        super().start()
         return self
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        rc = self.proc.returncode
-        self.proc = None
-        return rc
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 60) -> int | None:
+        return super().stop(sig, grace)
 
 
 class Bridge:
