@@ -4,23 +4,41 @@ A spec field ``<name>From: {secretKeyRef: {name, key}}`` (the shape the generate
 ``no_log`` and ``secretOptions`` options, and Kubernetes' own ``valueFrom`` convention) stands
 for the Secret's value, which the playbook receives as ``<name>``. Only Secrets of the resource's
 own namespace can be read. Values are known only to the run: they are redacted from every text
-the bridge writes (status, Events, logs) and scrubbed from the run's artifacts.
+the bridge writes (status, Events, logs) and scrubbed from the run's artifacts, in every form
+they take on the way (:mod:`bridge.ansible.redaction`, whose functions are re-exported here).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from bridge.ansible.redaction import (
+    REDACTED,
+    Redactor,
+    redact,
+    redact_data,
+    redact_result,
+    scrub_tree,
+)
 from bridge.model.errors import PermanentError
-from bridge.model.records import RunResult
 
-REDACTED = "********"
+__all__ = [
+    "REDACTED",
+    "Redactor",
+    "Ref",
+    "SecretReader",
+    "find_refs",
+    "redact",
+    "redact_data",
+    "redact_result",
+    "resolve",
+    "scrub_tree",
+    "where",
+]
 
 #: Reads a Secret's ``data`` (base64 values) by namespace and name; None if it does not exist.
 SecretReader = Callable[[str, str], Awaitable[Mapping[str, str] | None]]
@@ -136,58 +154,3 @@ def _replace(tree: Any, path: tuple[str | int, ...], value: str) -> None:
     field = str(path[-1])
     del parent[field]
     parent[field[: -len("From")]] = value
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret value replaced by ``********`` (longest first)."""
-    for value in secrets:
-        if value:
-            text = text.replace(value, REDACTED)
-    return text
-
-
-def redact_data(value: Any, secrets: tuple[str, ...]) -> Any:
-    """:func:`redact` applied to every string of a JSON-like structure."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, Mapping):
-        return {redact_data(k, secrets): redact_data(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_data(v, secrets) for v in value]
-    return value
-
-
-def redact_result(result: RunResult, secrets: tuple[str, ...]) -> RunResult:
-    """``result`` with secret values redacted from its messages and outputs."""
-    if not secrets:
-        return result
-    return dataclasses.replace(
-        result,
-        failed_tasks=tuple(
-            dataclasses.replace(t, message=redact(t.message, secrets)) for t in result.failed_tasks
-        ),
-        outputs=redact_data(dict(result.outputs), secrets),
-        message=redact(result.message, secrets),
-    )
-
-
-def scrub_tree(root: Path, secrets: tuple[str, ...]) -> int:
-    """Redact ``secrets`` in every file under ``root`` (a run's artifacts); returns the count
-    of files changed."""
-    if not secrets or not root.exists():
-        return 0
-    needles = [s.encode() for s in secrets if s]
-    changed = 0
-    for path in root.rglob("*"):
-        if not path.is_file() or path.is_symlink():
-            continue
-        data = path.read_bytes()
-        new = data
-        for needle in needles:
-            new = new.replace(needle, REDACTED.encode())
-        if new != data:
-            path.write_bytes(new)
-            changed += 1
-    return changed

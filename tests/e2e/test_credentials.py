@@ -250,7 +250,12 @@ def test_ssh_key_from_a_secret_reaches_each_host_and_an_unreachable_one_shows(
 def test_no_credential_value_reaches_status_events_logs_metrics_or_artifacts(
     bridge: Bridge, ssh_targets: SshTargets, tmp_path: Path
 ) -> None:
-    api, become, vault = unique("api"), unique("become"), unique("vault")
+    import json  # here, not at the top, so this test's edits stay within it
+
+    # A quote, a backslash, lines and non-ASCII: json.dump stores such values escaped, a
+    # failure message folds them to one line, and each line of a key can show on its own.
+    api = f'{unique("api")}-"q"-\\b\n{unique("line")}-é中文😀'
+    become, vault = unique("become"), f'{unique("vault")}-"q"-\\b-é'
     create_secret(
         bridge,
         "ssh-creds",
@@ -284,7 +289,7 @@ def test_no_credential_value_reaches_status_events_logs_metrics_or_artifacts(
     watch["credentials"].update(becomePassword="become-password", vaultPassword="vault-password")
     watch["vars"] = {"vault_file": str(vault_file), "use_become": True}
     bridge.start([watch], "--http-host", "127.0.0.1", "--http-port", "0")
-    operator = bridge.app.operator
+    operator = bridge.operator
     assert operator is not None
     bridge.create("ok", {"message": "hello"})
     bridge.create("bad", {"message": "hello", "failTask": True})
@@ -311,10 +316,16 @@ def test_no_credential_value_reaches_status_events_logs_metrics_or_artifacts(
     key_lines = [
         line for line in ssh_targets.private_key.splitlines() if line and "-----" not in line
     ]
-    planted = [api, become, vault, ssh_targets.private_key.strip(), *key_lines]
+    values = [api, become, vault, ssh_targets.private_key.strip()]
+    planted = [*values, *key_lines, *api.splitlines(), " ".join(api.split())]
     planted += [base64.b64encode(v.encode()).decode() for v in (api, become, vault)]
+    # ... and their encoded forms: JSON (ASCII or not, once and twice), repr.
+    for value in [*values, *api.splitlines()]:
+        once = [json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]]
+        planted += [*once, *(json.dumps(v)[1:-1] for v in once), repr(value)[1:-1]]
+    objects = [bridge.get("ok"), bridge.get("bad")]
     texts = {
-        "status": str(bridge.get("ok")) + str(bridge.get("bad")),
+        "status": str(objects) + json.dumps(objects, ensure_ascii=False),
         "events": bridge.kubectl("get", "events", "-n", bridge.namespace, "-o", "yaml").stdout,
         "log": operator.log_text(),
         "metrics": metrics,
@@ -323,6 +334,7 @@ def test_no_credential_value_reaches_status_events_logs_metrics_or_artifacts(
         for value in planted:
             assert value not in text, f"a credential is in the {where}"
     files = [p for p in (bridge.workdir / "artifacts").rglob("*") if p.is_file()]
+    assert any(p.parent.name == "job_events" for p in files)  # there were files to read
     # The failed task's message held the API key in ansible's own output: scrubbed, not absent.
     assert any(b"asked to fail, holding ********" in p.read_bytes() for p in files)
     for path in files:
@@ -414,6 +426,6 @@ def test_secret_field_picks_a_secret_of_the_namespace_and_refuses_another_namesp
         assert not list(bridge.records.glob("theirs.*"))
         reasons = [e["reason"] for e in bridge.events("theirs")]
         assert "SecretNotAllowed" in reasons
-        assert bridge.app.operator is not None and stolen not in bridge.app.operator.log_text()
+        assert bridge.operator is not None and stolen not in bridge.operator.log_text()
     finally:
         bridge.core.delete_namespaced_secret(f"stolen-{bridge.namespace}", "default")

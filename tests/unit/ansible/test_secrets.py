@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from bridge.ansible import secrets
 from bridge.model.errors import PermanentError
 from bridge.model.records import FailedTask, RunResult
+from tests.unit.ansible.secret_forms import SPECIAL_VALUES, encoded_forms
 
 STORE = {("ns", "db"): {"password": base64.b64encode(b"hunter2").decode()}}
 
@@ -64,20 +66,27 @@ def test_unresolvable_references_name_field_secret_and_key(
     assert text in str(err.value) and "spec.passwordFrom" in str(err.value)
 
 
-def test_redaction_of_results_and_files(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "value", ["hunter2", *SPECIAL_VALUES.values()], ids=["plain", *SPECIAL_VALUES]
+)
+def test_redaction_of_results_and_files(value: str, tmp_path: Path) -> None:
+    escaped = json.dumps(value)[1:-1]
     result = RunResult(
         run_id="r",
         status="failed",
-        failed_tasks=(FailedTask("h", "p", "t", "bad password hunter2!"),),
-        outputs={"dsn": "postgres://app:hunter2@db", "n": 1},
-        message="hunter2",
+        failed_tasks=(FailedTask("h", "p", "t", f"bad password {value}!"),),
+        outputs={"dsn": f"postgres://app:{value}@db", "n": 1},
+        message=" ".join(value.split()),
     )
-    clean = secrets.redact_result(result, ("hunter2",))
+    clean = secrets.redact_result(result, (value,))
     assert clean.failed_tasks[0].message == "bad password ********!"
     assert clean.outputs == {"dsn": "postgres://app:********@db", "n": 1}
     assert clean.message == "********"
     (tmp_path / "job_events").mkdir()
-    (tmp_path / "job_events" / "1.json").write_text('{"stdout": "hunter2"}')
+    with (tmp_path / "job_events" / "1.json").open("w") as stream:
+        json.dump({"stdout": f'ok => {{"msg": "{escaped}"}}', "res": {"msg": value}}, stream)
     (tmp_path / "stdout").write_text("nothing here")
-    assert secrets.scrub_tree(tmp_path, ("hunter2",)) == 1
-    assert "hunter2" not in (tmp_path / "job_events" / "1.json").read_text()
+    assert secrets.scrub_tree(tmp_path, (value,)) == 1
+    data = (tmp_path / "job_events" / "1.json").read_text()
+    assert sorted(form for form in encoded_forms(value) if form in data) == []
+    assert json.loads(data) == {"stdout": 'ok => {"msg": "********"}', "res": {"msg": "********"}}

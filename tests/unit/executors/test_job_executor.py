@@ -267,14 +267,19 @@ def files_below(folder: Path) -> list[Path]:
 
 
 def test_a_job_run_gives_the_result_and_artifacts_of_a_local_run(tmp_path: Path) -> None:
+    # Kept here (not at the top) so this test's edits stay within it.
+    from tests.unit.ansible.secret_forms import SPECIAL_VALUES, encoded_forms
+
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
-    extravars = {"token": "s3cr3t-value"}
-    job_spec = spec_of(tmp_path, "jobrun1", extravars=extravars, secrets=("s3cr3t-value",))
+    # Quotes, a backslash, lines, non-ASCII: json.dump stores it escaped in the job events.
+    value = SPECIAL_VALUES["everything"]
+    extravars = {"token": value}
+    job_spec = spec_of(tmp_path, "jobrun1", extravars=extravars, secrets=(value,))
     local_spec = spec_of(
         tmp_path,
         "localrun1",
         extravars=extravars,
-        secrets=("s3cr3t-value",),
+        secrets=(value,),
         artifact_dir=tmp_path / "local-artifacts",
     )
     jobs = MemoryJobs()
@@ -293,7 +298,7 @@ def test_a_job_run_gives_the_result_and_artifacts_of_a_local_run(tmp_path: Path)
     by_job, by_local = asyncio.run(go())
     assert by_job.status == "successful" and by_job.rc == 0
     assert by_job.hosts == by_local.hosts and by_job.hosts["localhost"].changed == 1
-    assert by_job.outputs == by_local.outputs == {"token": "s3cr3t-value", "n": 2}
+    assert by_job.outputs == by_local.outputs == {"token": value, "n": 2}
     assert [t.task for t in by_job.changed_tasks] == ["Change something"]
     assert any(e.get("event") == "playbook_on_stats" for e in events)
     job_files = {p.name for p in (tmp_path / "artifacts" / "jobrun1").iterdir()}
@@ -302,9 +307,14 @@ def test_a_job_run_gives_the_result_and_artifacts_of_a_local_run(tmp_path: Path)
     assert len(list((tmp_path / "artifacts" / "jobrun1" / "job_events").iterdir())) == len(events)
     # The Job was created, then deleted once the run ended (Background: it is over).
     assert jobs.deleted == [("ansible-bridge-run-jobrun1", False)]
-    # Secrets: scrubbed from the artifacts; the private dir and worker folder are gone.
+    # Secrets: scrubbed from the artifacts (every form: the set_stats result holds the value);
+    # the private dir and worker folder are gone.
+    files = files_below(tmp_path / "artifacts") + files_below(tmp_path / "local-artifacts")
+    assert len(files) >= 2 * len(events)
     for path in files_below(tmp_path):
-        assert b"s3cr3t-value" not in path.read_bytes(), path
+        data = path.read_bytes()
+        assert [f for f in encoded_forms(value) if f.encode() in data] == [], path
+    assert any(b"********" in path.read_bytes() for path in files)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["artifacts", "local-artifacts", "pb.yml"]
 
 

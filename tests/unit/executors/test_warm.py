@@ -201,15 +201,24 @@ def test_outcomes_are_read_from_the_run(project: Path, warm: WarmExecutor) -> No
     assert result.outputs == {"who": "{{ lookup('pipe', 'id') }}", "numbers": [1, 2]}
 
 
-def test_secrets_are_scrubbed(project: Path, warm: WarmExecutor) -> None:
-    spec = spec_for(
-        project, role="greet", extravars={"who": "s3cr3t-value"}, secrets=("s3cr3t-value",)
-    )
+@pytest.mark.parametrize("name", ["plain", "pem key", "everything"])
+def test_secrets_are_scrubbed(name: str, project: Path, warm: WarmExecutor) -> None:
+    # Kept here (not at the top) so this test's edits stay within it.
+    from tests.unit.ansible.secret_forms import SPECIAL_VALUES, encoded_forms
+
+    # Quotes, a backslash, lines (a PEM-like key), non-ASCII: stored escaped by json.dump.
+    value = {"plain": "s3cr3t-value", **SPECIAL_VALUES}[name]
+    spec = spec_for(project, role="greet", extravars={"who": value}, secrets=(value,))
     result = run_warm(warm, spec)
     assert result.succeeded
-    for path in run_dir(spec).rglob("*"):
-        if path.is_file():
-            assert b"s3cr3t-value" not in path.read_bytes(), path
+    files = [p for p in run_dir(spec).rglob("*") if p.is_file()]
+    assert run_dir(spec) / "stdout" in files  # files were read: stdout and job events
+    assert any(p.parent.name == "job_events" for p in files)
+    for path in files:
+        data = path.read_bytes()
+        assert [f for f in encoded_forms(value) if f.encode() in data] == [], path
+    # The value was printed (the greeting), and scrubbed.
+    assert b"hello ********" in (run_dir(spec) / "stdout").read_bytes()
 
 
 # --- artifacts ------------------------------------------------------------------------------
