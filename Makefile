@@ -23,8 +23,8 @@ controlplane: $(STAMP)
 
 # ruff, and the import contracts of [tool.importlinter] in pyproject.toml (the README's code map).
 lint: $(STAMP)
-	$(BIN)/ruff check bridge tests
-	$(BIN)/ruff format --check bridge tests
+	$(BIN)/ruff check bridge tests bench
+	$(BIN)/ruff format --check bridge tests bench
 	$(BIN)/lint-imports
 
 types: $(STAMP)

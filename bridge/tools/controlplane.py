@@ -55,8 +55,6 @@ __all__ = [
     "stop",
 ]
 
-#: ``_pid_alive(pid, run_dir)``: kept under this name for the tests that use it.
-_pid_alive = pid_alive
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bridge.tools import controlplane
+from bridge.tools import controlplane, processes
 from tests.conftest import Kubectl
 
 pytestmark = pytest.mark.e2e
@@ -139,5 +139,5 @@ def test_cli_start_status_stop_leaves_no_process(
     stop = subprocess.run([*cli, "stop", "--dir", str(run_dir)], capture_output=True, text=True)
     assert stop.returncode == 0
     for pid in plane.pids():
-        assert not Path(f"/proc/{pid}").exists() or not controlplane._pid_alive(pid, str(run_dir))
+        assert not Path(f"/proc/{pid}").exists() or not processes.pid_alive(pid, str(run_dir))
     assert subprocess.run([*cli, "status", "--dir", str(run_dir)], env=env).returncode == 1
