@@ -39,12 +39,17 @@ The events are the dicts ansible-runner hands to ``event_handler`` (the same JSO
 * **Messages** never leak a result hidden with ``no_log``: Ansible's callback already replaces
   such a ``res`` with ``{"censored": ...}``, and any result that is censored or still marked
   ``_ansible_no_log`` gives only :data:`NO_LOG_MESSAGE`. The events' ``stdout`` is never read
-  (ansible-core 2.19 prints a no_log loop item's failure message there), except the ``[ERROR]``
-  line of plain output events, used when the playbook failed before any task ran.
+  (ansible-core 2.19 prints a no_log loop item's failure message there), except Ansible's own
+  error text in plain output events (``verbose``/``error``: stdout without a task): the first
+  ``[ERROR]: ...`` (ansible-core 2.19) or ``ERROR! ...`` (older) lines and the lines that follow
+  them up to a blank one (2.19's ``Origin: file:line:col``), at most :data:`ERROR_LINES` lines and
+  :data:`MESSAGE_LIMIT` characters, colour codes removed. They are the message of a run that did
+  not succeed when no failed task says why (a syntax error, a missing role or playbook).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +66,14 @@ from bridge.model.records import (
 
 #: The longest message kept for a failed task (longer ones end with "…").
 MESSAGE_LIMIT = 500
+#: At most this many changed tasks are kept of a run (its stats still count every change).
+MAX_CHANGES = 1000
+#: At most this many lines of Ansible's own error text are kept (the first error and its origin).
+ERROR_LINES = 4
+#: The prefixes of Ansible's error lines: ansible-core >= 2.19, older.
+_ERROR_PREFIXES = ("[ERROR]:", "ERROR!")
+#: Terminal colour codes (Ansible colours its errors red when it thinks it may).
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 #: The message of a failed task whose result is hidden with ``no_log``.
 NO_LOG_MESSAGE = "the output has been hidden due to no_log: true"
 
@@ -112,7 +125,8 @@ class ResultBuilder:
         self._counts: dict[str, dict[str, int]] = {}  # fallback counts, HostStats field names
         self._failures: list[_Failure] = []
         self._changes: list[_Change] = []
-        self._error_line = ""
+        self._error_lines: list[str] = []
+        self._in_error = False
         self._requeue_after: float | None = None
 
     def feed(self, event: RunnerEvent) -> None:
@@ -127,7 +141,8 @@ class ResultBuilder:
             self._stats = data
             return
         if name in ("verbose", "error"):
-            self._note_error_line(event.get("stdout", ""))
+            stdout = event.get("stdout", "")
+            self._note_error_lines(stdout if isinstance(stdout, str) else "")
             return
         if not name.startswith("runner_on_"):
             return
@@ -160,7 +175,9 @@ class ResultBuilder:
         self, run_id: str, status: RunStatus, rc: int | None, message: str = ""
     ) -> RunResult:
         """The run's outcome from the events fed so far; ``message`` says why it did not succeed
-        when no task does (for a failed run without one, the playbook's ``[ERROR]`` line)."""
+        when no task does. A failed or errored run that no failed task explains also carries
+        Ansible's own error text, after ``message`` ("ansible-playbook exited with 1: the role
+        'x' was not found ...")."""
         if self._stats is not None:
             hosts = self._hosts_from_stats(self._stats)
             failed_tasks = self._counted_failures(self._stats)
@@ -171,8 +188,9 @@ class ResultBuilder:
             failed_tasks = tuple(f.task for f in self._failures)
             changed_tasks = tuple(c.task for c in self._changes if c.known)
             outputs = None
-        if not message and status != "successful" and not failed_tasks:
-            message = self._error_line
+        if status in ("failed", "error") and not failed_tasks and self._error_lines:
+            text = _shorten(" ".join(self._error_lines))
+            message = _shorten(f"{message}: {text}") if message else text
         return RunResult(
             run_id=run_id,
             status=status,
@@ -193,9 +211,9 @@ class ResultBuilder:
             known = False  # no_log: whether it changed is told by the stats only
         else:
             return
-        task = ChangedTask(
-            host=host, play=str(data.get("play") or ""), task=str(data.get("task") or "")
-        )
+        if len(self._changes) >= MAX_CHANGES:
+            return
+        task = ChangedTask(host=host, play=_name(data.get("play")), task=_name(data.get("task")))
         self._changes.append(_Change(known, task))
 
     def _host_counts(self, host: str) -> dict[str, int]:
@@ -204,15 +222,22 @@ class ResultBuilder:
             self._counts[host] = dict.fromkeys(_STATS_FIELDS.values(), 0)
         return self._counts[host]
 
-    def _note_error_line(self, stdout: str) -> None:
-        if self._error_line:
-            return
-        for line in stdout.splitlines():
-            line = line.strip()
-            for prefix in ("[ERROR]:", "ERROR!"):  # ansible-core >= 2.19, older
-                if line.startswith(prefix):
-                    self._error_line = _shorten(line[len(prefix) :])
-                    return
+    def _note_error_lines(self, stdout: str) -> None:
+        """Keep the first error lines: a line with an error prefix and those after it, up to a
+        blank line, :data:`ERROR_LINES` in all."""
+        for raw in stdout.splitlines():
+            if len(self._error_lines) >= ERROR_LINES:
+                return
+            line = _ANSI.sub("", raw).strip()
+            prefix = next((p for p in _ERROR_PREFIXES if line.startswith(p)), None)
+            if prefix is not None:
+                self._in_error = True
+                line = line[len(prefix) :].strip()
+            elif not line:
+                self._in_error = False
+                continue
+            if self._in_error and line:
+                self._error_lines.append(line[:MESSAGE_LIMIT])
 
     def _hosts_from_stats(self, stats: Mapping[str, Any]) -> dict[str, HostStats]:
         names = dict(self._hosts)
@@ -262,10 +287,17 @@ def _count(stats: Mapping[str, Any], key: str, host: str) -> int:
 def _failed_task(host: str, data: Mapping[str, Any]) -> FailedTask:
     return FailedTask(
         host=host,
-        play=str(data.get("play") or ""),
-        task=str(data.get("task") or ""),
+        play=_name(data.get("play")),
+        task=_name(data.get("task")),
         message=failure_message(data.get("res")),
     )
+
+
+def _name(value: Any) -> str:
+    """A play's or task's name, at most :data:`MESSAGE_LIMIT` characters (a name may be
+    templated from a large value)."""
+    text = str(value or "")
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
 
 
 def _censored(res: Mapping[str, Any]) -> bool:

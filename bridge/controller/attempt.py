@@ -21,7 +21,7 @@ from datetime import datetime
 
 from bridge.ansible.results import summarize
 from bridge.config.settings import OperatorSettings
-from bridge.controller import scheduling, status
+from bridge.controller import bounds, scheduling, status
 from bridge.controller.decide import Action, annotations_digest
 from bridge.controller.execution import Execution
 from bridge.controller.outcome import Attempt, AttemptKind, Event, Outcome, Policy, settle
@@ -111,6 +111,12 @@ class Attempts:
         )
 
     async def _prepare(self, res: Resource, attempt: Attempt) -> RunSpec:
+        invalid = bounds.invalid_reason(res.body)
+        if invalid is not None:
+            raise PermanentError(
+                f"the resource cannot be used: its {invalid}; nothing runs until it is fixed",
+                reason=bounds.REASON,
+            )
         if attempt.kind == "finalize":
             return await self._specs.build(res, attempt.run_id, "finalize", finalizing=True)
         if attempt.kind == "run":

@@ -80,6 +80,7 @@ class Execution:
             )
         run = asyncio.create_task(self._executor.run(spec, on_event), name=f"run {spec.run_id}")
         res.run, res.running_generation = run, generation
+        res.finalizing = spec.trigger == "finalize"
         if spec.secrets:
             self._live_secrets[spec.run_id] = spec.secrets
         if observe:
@@ -92,7 +93,7 @@ class Execution:
             await asyncio.wait([run])
             raise
         finally:
-            res.run, res.running_generation = None, None
+            res.run, res.running_generation, res.finalizing = None, None, False
             # The executor has scrubbed the run's files by the time it returns.
             self._live_secrets.pop(spec.run_id, None)
             if identity and self._identities is not None:

@@ -13,7 +13,9 @@ The rules:
   ``min(backoff * 2**n, maximum)``, up to ``limit`` retries (``limit: 0``: none). A watch's
   ``retry`` overrides the operator's ``limit`` and ``backoff``.
 * ``Stalled`` is True only when no retry is coming: retries exhausted, or an input error no
-  retry fixes; its message says which. While a retry is scheduled it is False and says when.
+  retry fixes; its message says which. While a retry is scheduled it is False and
+  ``Reconciling`` stays True (reason ``RetryScheduled``, saying when), so kstatus reads the
+  resource as InProgress, not Current.
 * Any other permanent error is not retried until the input changes.
 * A canceled run leaves the memory alone (its generation runs again).
 * A failed finalizer run, or one that could not start, is tried again after
@@ -280,7 +282,7 @@ def stall(
     if done.retry_at is not None:
         when = status.rfc3339(done.retry_at)
         return status.Stall(
-            False, f"{detail}; retry {done.attempt + 1} of {policy.limit} at {when}"
+            False, f"{detail}; retry {done.attempt + 1} of {policy.limit} at {when}", retrying=True
         )
     if not retried:
         return status.Stall(True, f"{detail}; will not be retried: {why}")
@@ -437,7 +439,9 @@ def _finalized(
         event = Event("Normal", "Finalized", f"finalizer run {ended.run_id} {summary}")
         return Outcome(memory, event, release_finalizer=True)
     detail = results.describe(ended) or f"the run ended: {ended.status}"
-    retrying = status.Stall(False, f"{detail}; the finalizer runs again in {FINALIZER_RETRY:g}s")
+    retrying = status.Stall(
+        False, f"{detail}; the finalizer runs again in {FINALIZER_RETRY:g}s", retrying=True
+    )
     finished = Finished(
         ended, attempt.generation, "finalize", attempt.started, retrying, policy.manage_status
     )

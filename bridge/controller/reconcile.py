@@ -10,7 +10,8 @@ resource's runs are strictly one at a time, runs across resources are bounded by
 
 A newer generation arriving while an older one runs cancels the stale run; deleting the
 resource cancels the run, then runs the finalizer, then releases the finalizer. A new
-generation cancels a drift check too.
+generation cancels a drift check too. Once deletion has begun, nothing but the operator's
+shutdown cancels the finalizer run (not an update of labels, annotations or spec).
 
 The parts: :mod:`~bridge.controller.decide` (what a resource needs),
 :mod:`~bridge.controller.registry` (the records, by uid and by owner),
@@ -30,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bridge.config.settings import OperatorSettings
-from bridge.controller import scheduling, status
+from bridge.controller import bounds, scheduling, status
 from bridge.controller.attempt import Attempts
 from bridge.controller.decide import (
     Action,
@@ -137,7 +138,10 @@ class Controller:
         self, watch: Watch, plural: str, event_type: str | None, body: Mapping[str, Any]
     ) -> None:
         """Take in one watch event (``event_type`` None: the initial listing). Never blocks.
-        The record keeps its own compact copy of ``body`` (:func:`bridge.model.bodies.keep`)."""
+        The record keeps its own compact copy of ``body`` (:func:`bridge.model.bodies.keep`);
+        a body nested too deep gets a marker spec first (:func:`bounds.checked`; the size bound
+        is kopf's decoding's, :func:`bridge.controller.handlers.guard_decoding`)."""
+        body = bounds.checked(body, large=False)
         metadata = body.get("metadata") or {}
         uid = str(metadata.get("uid", ""))
         if not uid or self._closing:
@@ -145,6 +149,8 @@ class Controller:
         if event_type == "DELETED":
             gone = self._resources.remove(uid)
             if gone is not None:
+                logger.info("%s: deleted; forgotten", gone.key, extra=gone.log())
+                self._writer.stop(gone)
                 if gone.wake is not None:
                     gone.wake.cancel()
                 if gone.worker is not None:
@@ -198,7 +204,8 @@ class Controller:
     async def shutdown(self) -> None:
         """Cancel every worker and wait for their runs to stop (no process is left behind).
 
-        Interrupted runs keep ``status.currentRun``, so the next start re-runs them.
+        Interrupted runs keep ``status.currentRun``, so the next start re-runs them; so do
+        runs whose final status was still waiting for the API.
         """
         self._closing = True
         for res in self._resources:
@@ -209,6 +216,8 @@ class Controller:
             worker.cancel()
         if workers:
             await asyncio.wait(workers)
+        for res in self._resources:  # status writes still waiting for the API are given up
+            self._writer.stop(res)
 
     def _promote(self, res: Resource) -> None:
         """A worker waiting for a slot with a background run (periodic, drift, retry) whose
@@ -221,8 +230,9 @@ class Controller:
             self._attempts.slots.promote(ticket, scheduling.priority(action.trigger))
 
     def _preempt(self, res: Resource) -> None:
-        """Cancel a run that the newest body makes stale (a newer generation, or deletion)."""
-        if res.run is None or res.run.done():
+        """Cancel a run that the newest body makes stale (a newer generation, or deletion); a
+        finalizer run is never stale (only shutdown stops it)."""
+        if res.run is None or res.run.done() or res.finalizing:
             return
         metadata = res.body.get("metadata") or {}
         if (
@@ -278,7 +288,7 @@ class Controller:
                 continue
             await self._note_suspension(res, False)
             try:
-                if action.kind == "run":
+                if action.kind == "run" and bounds.invalid_reason(res.body) is None:
                     await self._writer.ensure_finalizer(res)
                 outcome = await self._attempts.attempt(res, action)
                 if outcome is not None and outcome.retry_in is not None:

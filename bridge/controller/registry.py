@@ -36,6 +36,8 @@ class Resource:
     worker: asyncio.Task[None] | None = None
     run: asyncio.Task[RunResult] | None = None
     running_generation: int | None = None
+    #: The run in flight is the finalizer's (nothing but shutdown cancels it).
+    finalizing: bool = False
     done: Done | None = None
     wake: asyncio.TimerHandle | None = None
     #: The worker's place in line for a run slot while it waits for one.
@@ -45,6 +47,10 @@ class Resource:
     #: The problems with its SDK annotations last reported in an Event (reported once).
     sdk_problems: tuple[str, ...] = ()
     finalize_failures: int = 0
+    #: A status patch the API did not take yet (newer patches merge into it), and the task that
+    #: writes it with back-off (bridge.controller.writer).
+    pending_status: dict[str, Any] | None = None
+    flusher: asyncio.Task[None] | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -11,6 +11,7 @@ over the conditions they do not own and to delete stale keys of mappings they re
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict, cast
 
 from bridge.ansible.results import describe, describe_drift
+from bridge.controller import bounds
 from bridge.model.annotations import SUSPEND
 from bridge.model.records import HostStats, RunResult, RunStatus, Trigger, plain
 
@@ -34,6 +36,9 @@ SDK_RUNNING = "Running"
 SDK_SUCCESSFUL = "Successful"
 SDK_FAILURE = "Failure"
 
+#: The Reconciling reason while a retry of a failed attempt is scheduled.
+RETRY_SCHEDULED = "RetryScheduled"
+
 #: The annotation that suspends a resource's runs (all but the finalizer's) when "true".
 SUSPEND_ANNOTATION = SUSPEND
 
@@ -41,6 +46,14 @@ SUSPEND_ANNOTATION = SUSPEND
 MAX_FAILED_TASKS = 10
 #: At most this many changed tasks are kept in ``status.lastCheck.drifted``.
 MAX_DRIFTED_TASKS = 10
+#: At most this many hosts are kept in ``status.lastRun.hosts`` (the play recap's first ones).
+MAX_HOSTS = 100
+#: A condition's message, and a task's or play's name in the status, are cut to this length.
+MAX_TEXT = 4000
+#: The largest ``set_stats`` outputs written to ``status.outputs``, as compact JSON (and at most
+#: :data:`bounds.MAX_DEPTH` levels deep). With the other bounds here, a status patch stays far
+#: below etcd's 1.5 MiB request limit.
+MAX_OUTPUTS_BYTES = 64 * 1024
 
 #: The Ready (and Stalled) reason for each way a run can end.
 RESULT_REASONS: Mapping[RunStatus, str] = {
@@ -68,6 +81,9 @@ class Stall:
 
     stalled: bool
     message: str
+    #: Another attempt is scheduled (a retry): ``Reconciling`` stays True (reason
+    #: :data:`RETRY_SCHEDULED`, with the message), so kstatus reads the resource as InProgress.
+    retrying: bool = False
 
 
 class Condition(TypedDict):
@@ -102,7 +118,7 @@ def condition(
         type=type_,
         status=status,
         reason=reason if _REASON.match(reason) else "Error",
-        message=message,
+        message=_cut(message),
         lastTransitionTime=rfc3339(now),
         observedGeneration=generation,
     )
@@ -214,20 +230,25 @@ def finished_patch(
         patch["observedGeneration"] = generation
     if manage_status:
         last_run["changed"] = result.changed
-        last_run["hosts"] = {host: _host_stats(s) for host, s in result.hosts.items()}
+        hosts = list(result.hosts.items())[:MAX_HOSTS]
+        last_run["hosts"] = {_cut(host): _host_stats(s) for host, s in hosts}
         last_run["failedTasks"] = [
-            {"host": t.host, "play": t.play, "task": t.task, "message": t.message}
+            {"host": _cut(t.host), "play": _cut(t.play), "task": _cut(t.task), "message": t.message}
             for t in result.failed_tasks[:MAX_FAILED_TASKS]
         ]
         reason = RESULT_REASONS[result.status]
         message = describe(result) or f"the run ended: {result.status}"
+        outputs = result.outputs
+        too_large = outputs_problem(outputs) if result.succeeded else None
+        if too_large is not None:
+            outputs, message = {}, f"{message}; outputs not written: {too_large}"
         idle = f"run {result.run_id} of generation {generation} finished (trigger: {trigger})"
         stall = stall or Stall(False, message)
         updates = [
             condition(
                 READY, "True" if result.succeeded else "False", reason, message, generation, now
             ),
-            condition(RECONCILING, "False", "Idle", idle, generation, now),
+            _reconciling(stall, "Idle", idle, generation, now),
             condition(
                 STALLED,
                 "True" if stall.stalled else "False",
@@ -245,7 +266,7 @@ def finished_patch(
             updates.extend(sdk_finished(existing, result, now))
         patch["conditions"] = merge_conditions(existing, updates, now)
         if result.succeeded:
-            patch["outputs"] = _replace(_get(existing_status, "outputs"), result.outputs)
+            patch["outputs"] = _replace(_get(existing_status, "outputs"), outputs)
         summary = {
             k: last_run[k]
             for k in ("id", "generation", "trigger", "startedAt", "finishedAt", "result", "changed")
@@ -340,7 +361,7 @@ def error_patch(
     stall = stall or Stall(True, message)
     updates = [
         condition(READY, "False", reason, message, generation, now),
-        condition(RECONCILING, "False", reason, message, generation, now),
+        _reconciling(stall, reason, message, generation, now),
         condition(
             STALLED, "True" if stall.stalled else "False", reason, stall.message, generation, now
         ),
@@ -474,6 +495,32 @@ def _in_progress(
         waiting = f"waiting for the run of generation {generation}"
         updates.insert(0, condition(READY, "Unknown", reason, waiting, generation, now))
     return {"conditions": merge_conditions(existing, updates, now)}
+
+
+def outputs_problem(outputs: Mapping[str, Any]) -> str | None:
+    """Why ``outputs`` (a run's ``set_stats`` data) cannot go into the status, or None."""
+    if bounds.depth(outputs, bounds.MAX_DEPTH + 1) > bounds.MAX_DEPTH:
+        return f"they are nested deeper than {bounds.MAX_DEPTH} levels"
+    size = len(json.dumps(plain(outputs), separators=(",", ":"), default=str))
+    if size > MAX_OUTPUTS_BYTES:
+        return (
+            f"they are {size // 1024} KiB of JSON, more than the limit of "
+            f"{MAX_OUTPUTS_BYTES // 1024} KiB"
+        )
+    return None
+
+
+def _reconciling(
+    stall: Stall, reason: str, message: str, generation: int, now: datetime
+) -> Condition:
+    """``Reconciling`` after an attempt ended: True while a retry is scheduled, else False."""
+    if stall.retrying:
+        return condition(RECONCILING, "True", RETRY_SCHEDULED, stall.message, generation, now)
+    return condition(RECONCILING, "False", reason, message, generation, now)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
 
 def _host_stats(stats: HostStats) -> dict[str, int]:

@@ -343,8 +343,43 @@ def test_error_line_when_no_task_failed() -> None:
     assert summarize(result) == f"failed: {result.message}"
 
 
-def test_given_message_wins_over_error_line() -> None:
-    assert build("syntax_error", message="playbook is broken").message == "playbook is broken"
+def test_given_message_is_followed_by_the_error_text() -> None:
+    message = build("syntax_error", message="playbook is broken").message
+    assert message.startswith("playbook is broken: couldn't resolve module/action")
+
+
+def test_error_text_keeps_the_origin_and_leaves_out_warnings_and_the_excerpt() -> None:
+    message = build("syntax_error").message
+    assert "Origin: <private_data_dir>/project/playbook.yml:6:7" in message
+    assert "WARNING" not in message and "column" not in message
+
+
+def test_error_text_without_colour_codes() -> None:
+    builder = ResultBuilder()
+    red = "\x1b[0;31m[ERROR]: the role 'nope' was not found in /x\x1b[0m"
+    builder.feed({"event": "verbose", "stdout": red})
+    builder.feed({"event": "verbose", "stdout": "\x1b[0;31mOrigin: /p.yml:4:7\x1b[0m"})
+    builder.feed({"event": "verbose", "stdout": "\x1b[0;31m\x1b[0m"})
+    builder.feed({"event": "verbose", "stdout": "\x1b[0;31m4     - nope\x1b[0m"})
+    result = builder.result("r", "error", 1, "ansible-playbook exited with 1")
+    assert result.message == (
+        "ansible-playbook exited with 1: the role 'nope' was not found in /x Origin: /p.yml:4:7"
+    )
+
+
+def test_error_text_is_bounded() -> None:
+    builder = ResultBuilder()
+    for n in range(100):
+        builder.feed({"event": "verbose", "stdout": f"[ERROR]: problem {n} " + "x" * 300})
+    message = builder.result("r", "failed", 4).message
+    assert len(message) <= MESSAGE_LIMIT
+    assert message.startswith("problem 0 ")
+
+
+def test_error_text_not_used_for_a_timeout() -> None:
+    builder = ResultBuilder()
+    builder.feed({"event": "verbose", "stdout": "[ERROR]: interrupted"})
+    assert builder.result("r", "timeout", None, "too long").message == "too long"
 
 
 def test_error_line_not_used_when_a_task_says_why() -> None:
@@ -628,3 +663,48 @@ def drift_result(*pairs: tuple[str, str], hidden: int = 0) -> RunResult:
 )
 def test_describe_drift(result: RunResult, text: str) -> None:
     assert describe_drift(result) == text
+
+
+# --- real ansible-playbook runs that fail before any task ------------------------------------
+
+
+def _real_run(tmp_path: Path, playbook: str) -> RunResult:
+    """``playbook`` run by ansible-playbook through the local executor (colours and all)."""
+    import asyncio
+
+    from bridge.config.settings import RunnerSettings
+    from bridge.executors.local import LocalExecutor
+    from tests.unit.helpers import spec_for
+
+    path = tmp_path / "broken.yml"
+    path.write_text(playbook)
+
+    async def run() -> RunResult:
+        executor = LocalExecutor(RunnerSettings(max_concurrent_runs=1))
+        try:
+            return await executor.run(spec_for(tmp_path, playbook=path), lambda event: None)
+        finally:
+            await executor.close()
+
+    return asyncio.run(run())
+
+
+def test_a_real_syntax_error_names_the_cause(tmp_path: Path) -> None:
+    playbook = (
+        "- hosts: localhost\n  tasks:\n    - name: x\n      debug: msg=hi\n     bad: indent\n"
+    )
+    result = _real_run(tmp_path, playbook)
+    assert result.status == "failed"
+    assert "YAML parsing failed" in result.message or "Syntax Error" in result.message
+    assert "broken.yml" in result.message  # where: Ansible's origin line
+    assert "\x1b" not in result.message
+    assert summarize(result) == f"failed: {result.message}"
+
+
+def test_a_real_missing_role_names_the_role(tmp_path: Path) -> None:
+    playbook = "- hosts: localhost\n  gather_facts: false\n  roles:\n    - no_such_role\n"
+    result = _real_run(tmp_path, playbook)
+    assert result.status == "error"
+    assert "the role 'no_such_role' was not found" in result.message
+    assert result.message.startswith("ansible-playbook exited with 1: ")
+    assert len(result.message) <= MESSAGE_LIMIT

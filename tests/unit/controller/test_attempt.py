@@ -156,18 +156,25 @@ def test_runner_cmdline_is_check_mode_for_check_runs_only(tmp_path: Path) -> Non
 def test_local_executor_passes_cmdline_only_to_a_check_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: bool
 ) -> None:
-    import ansible_runner
+    import types
+
+    import ansible_runner.interface
 
     calls: list[dict[str, Any]] = []
 
     class Done_:
         status, rc = "successful", 0
+        config = types.SimpleNamespace(command=["ansible-playbook"])
 
-    def fake_run(**kwargs: Any) -> Done_:
+        def run(self) -> None:
+            pass
+
+    def fake_init_runner(**kwargs: Any) -> Done_:
         calls.append(kwargs)
         return Done_()
 
-    monkeypatch.setattr(ansible_runner, "run", fake_run)
+    # The local executor builds the runner with init_runner (to wrap its command), then runs it.
+    monkeypatch.setattr(ansible_runner.interface, "init_runner", fake_init_runner)
     executor = LocalExecutor(RunnerSettings(max_concurrent_runs=1))
     try:
         import threading

@@ -104,6 +104,13 @@ def test_the_outcome_of_a_run(
     update = outcome.status
     assert isinstance(update, Finished | Errored)
     assert update.stall.stalled is stalled
+    # kstatus: InProgress (Reconciling True) while a retry is coming, Stalled once none is.
+    conditions = {c["type"]: c for c in update.patch({}, NOW)["conditions"]}
+    assert conditions["Stalled"]["status"] == ("True" if stalled else "False")
+    assert conditions["Reconciling"]["status"] == ("True" if retry_in is not None else "False")
+    if retry_in is not None:
+        assert conditions["Reconciling"]["reason"] == "RetryScheduled"
+        assert conditions["Reconciling"]["message"] == update.stall.message
     message = update.stall.message
     if retry_in is not None:
         assert expected is not None
