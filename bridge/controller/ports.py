@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from bridge.kube.client import ObjectKey
 from bridge.model.records import RunResult
@@ -50,6 +50,7 @@ class RunIdentities(Protocol):
         ...
 
 
+@runtime_checkable
 class RunObserver(Protocol):
     """Told about runs as they happen (metrics); every method must return at once."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.app.metrics import RunMetrics
-from bridge.controller.reconcile import RunObserver
+from bridge.controller.ports import RunObserver
 from bridge.model.records import RunResult
 from bridge.model.watch import Watch
 from tests.unit.helpers import make_watch
@@ -21,8 +21,13 @@ def sample(metrics: RunMetrics, name: str, watch: Watch = PROBE, **labels: str) 
 
 
 def test_metrics_is_a_run_observer() -> None:
-    observer: RunObserver = RunMetrics(process=False)
-    assert observer is not None
+    assert isinstance(RunMetrics(process=False), RunObserver)
+
+    class Partial:  # what the check catches: a method of the protocol missing
+        def queued(self, watch: object) -> None:
+            pass
+
+    assert not isinstance(Partial(), RunObserver)
 
 
 def test_series_of_every_watched_kind_start_at_zero() -> None:
