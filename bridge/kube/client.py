@@ -120,13 +120,20 @@ def _is_not_found(exc: Exception) -> bool:
     return isinstance(exc, ApiException) and exc.status == 404
 
 
+#: (connect, read) seconds for each call of :class:`Kube`: an API server that accepts the
+#: connection and then hangs must not hold a worker thread (they are few: asyncio's default
+#: executor) or a status write forever; the caller's retry policy takes over instead.
+REQUEST_TIMEOUT = (10.0, 30.0)
+
+
 class Kube:
     """Async facade over the official client for the few writes the bridge makes itself."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, timeout: tuple[float, float] = REQUEST_TIMEOUT) -> None:
         from kubernetes import client as k8s
 
         self._client = client
+        self._timeout = timeout
         self._custom = k8s.CustomObjectsApi(client)
         self._apis = k8s.ApisApi(client)
 
@@ -148,7 +155,7 @@ class Kube:
         core = k8s.CoreV1Api(self._client)
 
         def read() -> Any:
-            return core.read_namespaced_secret(name, namespace)
+            return core.read_namespaced_secret(name, namespace, _request_timeout=self._timeout)
 
         secret = await self._call(f"Secret {namespace}/{name}", read)
         if secret is None:
@@ -162,7 +169,7 @@ class Kube:
         core = k8s.CoreV1Api(self._client)
 
         def read() -> Any:
-            return core.read_namespaced_config_map(name, namespace)
+            return core.read_namespaced_config_map(name, namespace, _request_timeout=self._timeout)
 
         config_map = await self._call(f"ConfigMap {namespace}/{name}", read)
         if config_map is None:
@@ -179,6 +186,7 @@ class Kube:
                 response_type="object",
                 auth_settings=["BearerToken"],
                 _return_http_data_only=True,
+                _request_timeout=self._timeout,
             )
 
         found = await self._call(f"discovery of {group}/{version}", discover)
@@ -193,10 +201,15 @@ class Kube:
         def get() -> Any:
             if key.namespace:
                 return self._custom.get_namespaced_custom_object(
-                    key.group, key.version, key.namespace, key.plural, key.name
+                    key.group,
+                    key.version,
+                    key.namespace,
+                    key.plural,
+                    key.name,
+                    _request_timeout=self._timeout,
                 )
             return self._custom.get_cluster_custom_object(
-                key.group, key.version, key.plural, key.name
+                key.group, key.version, key.plural, key.name, _request_timeout=self._timeout
             )
 
         return await self._call(f"get {key}", get)
@@ -210,10 +223,16 @@ class Kube:
         def patch() -> Any:
             if key.namespace:
                 return self._custom.patch_namespaced_custom_object_status(
-                    key.group, key.version, key.namespace, key.plural, key.name, body
+                    key.group,
+                    key.version,
+                    key.namespace,
+                    key.plural,
+                    key.name,
+                    body,
+                    _request_timeout=self._timeout,
                 )
             return self._custom.patch_cluster_custom_object_status(
-                key.group, key.version, key.plural, key.name, body
+                key.group, key.version, key.plural, key.name, body, _request_timeout=self._timeout
             )
 
         return await self._call(f"status of {key}", patch)
@@ -227,10 +246,16 @@ class Kube:
         def patch() -> Any:
             if key.namespace:
                 return self._custom.patch_namespaced_custom_object(
-                    key.group, key.version, key.namespace, key.plural, key.name, body
+                    key.group,
+                    key.version,
+                    key.namespace,
+                    key.plural,
+                    key.name,
+                    body,
+                    _request_timeout=self._timeout,
                 )
             return self._custom.patch_cluster_custom_object(
-                key.group, key.version, key.plural, key.name, body
+                key.group, key.version, key.plural, key.name, body, _request_timeout=self._timeout
             )
 
         return await self._call(f"finalizers of {key}", patch)
