@@ -14,10 +14,17 @@ Top-level extra vars, later ones winning:
 Resource content is data, never code. With ``markUnsafe`` (the bridge's default) every string that
 comes from the resource, mapping keys included, is an :class:`Unsafe` and is written with YAML's
 ``!unsafe`` tag, which Ansible never templates; the watch's vars are written by the operator's
-author and stay templatable. On top of the SDK, spec keys named ``ansible_*`` are then dropped from
-the top level (they stay readable under ``_<group>_<kind>_spec``): Ansible reads such variables as
-its own settings, so ``ansibleShellExecutable`` in a spec would otherwise run a command of the
-resource author's choice on the operator's host, unsafe or not.
+author and stay templatable.
+
+On top of the SDK, a spec whose top-level keys would set one of Ansible's own variables is refused
+(:class:`~bridge.model.errors.PermanentError`, reason ``ReservedVariable``): ``omit``,
+``groups``, ``inventory_hostname``... (:mod:`bridge.ansible.reserved`), the operator's own
+``ansible_operator_meta`` and ``_<group>_<kind>[_spec]``, and with ``markUnsafe`` every
+``ansible_*`` name, which Ansible reads as its own settings (``ansibleShellExecutable`` in a spec
+would otherwise run a command of the resource author's choice on the operator's host, unsafe or
+not). So is a spec with two keys that would become the same name (``fooBar`` and ``foo_bar``,
+``password`` and ``passwordFrom``), at any depth: reason ``VariableCollision``. Only names are
+checked, after the snake_case conversion and the Secret references' renaming; values never are.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from typing import Any
 import yaml
 
 from bridge.ansible.artifacts import RUNS
+from bridge.ansible.reserved import refusal
+from bridge.ansible.secrets import find_refs
 from bridge.model.errors import PermanentError
-from bridge.model.names import snake_keys
+from bridge.model.names import snake_keys, to_snake
 from bridge.model.records import ResourceRef, RunSpec, Trigger
 from bridge.model.watch import Watch
 
@@ -53,6 +62,13 @@ def object_var_name(group: str, kind: str) -> str:
     return f"_{group}_{kind.lower()}".replace(".", "_").replace("-", "_")
 
 
+def operator_variables(watch: Watch) -> frozenset[str]:
+    """The variables the operator sets itself for ``watch``'s runs, as the Operator SDK does:
+    ``ansible_operator_meta``, ``_<group>_<kind>`` and ``_<group>_<kind>_spec``."""
+    object_key = object_var_name(watch.group, watch.kind)
+    return frozenset({"ansible_operator_meta", object_key, f"{object_key}_spec"})
+
+
 def _plain(value: Any) -> Any:
     """A deep copy with mappings as dicts and sequences as lists (what a YAML dump accepts)."""
     if isinstance(value, Mapping):
@@ -73,9 +89,94 @@ def _mark_unsafe(value: Any) -> Any:
     return value
 
 
-def _is_ansible_setting(name: Any) -> bool:
-    # Variable names are case-sensitive: only ``ansible_*`` is read as a setting.
-    return isinstance(name, str) and name.startswith("ansible_")
+#: A refusal names at most this many keys (and says how many more there are).
+_NAMED_AT_MOST = 5
+#: A key longer than this is shortened in messages.
+_KEY_SHOWN = 80
+
+_Path = tuple[str | int, ...]
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= _KEY_SHOWN else text[: _KEY_SHOWN - 1] + "\u2026"
+
+
+def _where(path: _Path) -> str:
+    return _shown("spec." + ".".join(str(step) for step in path))
+
+
+def _listed(items: list[str]) -> str:
+    shown = "; ".join(items[:_NAMED_AT_MOST])
+    if len(items) > _NAMED_AT_MOST:
+        shown += f"; and {len(items) - _NAMED_AT_MOST} more"
+    return shown
+
+
+def _names(
+    value: Any, renamed: frozenset[_Path], snake: bool, path: _Path, collisions: list[str]
+) -> dict[str, list[str]]:
+    """The names the keys of mapping ``value`` (at ``path`` in the spec) become, each with the
+    keys that become it; collisions found below ``value`` are added to ``collisions``."""
+    names: dict[str, list[str]] = {}
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _names(item, renamed, snake, (*path, index), collisions)
+            collisions.extend(_collided(found, (*path, index)))
+        return names
+    if not isinstance(value, Mapping):
+        return names
+    for key, item in value.items():
+        if not isinstance(key, str):
+            continue
+        step = (*path, key)
+        name = key[: -len("From")] if step in renamed else key
+        names.setdefault(to_snake(name) if snake else name, []).append(key)
+        if step not in renamed:  # a Secret reference becomes a string: nothing below it
+            found = _names(item, renamed, snake, step, collisions)
+            collisions.extend(_collided(found, step))
+    return names
+
+
+def _collided(names: Mapping[str, list[str]], path: _Path) -> list[str]:
+    return [
+        " and ".join(_where((*path, key)) for key in keys) + f" both become '{_shown(name)}'"
+        for name, keys in names.items()
+        if len(keys) > 1
+    ]
+
+
+def check_variable_names(
+    original: Mapping[str, Any], watch: Watch, *, resolved: bool = False
+) -> None:
+    """Refuse a spec (``original``: Secret references as written) whose keys would set one of
+    Ansible's or the operator's own variables, or collide (see the module docstring).
+    ``resolved``: the run receives the spec with its Secret references resolved (``<name>From``
+    becomes ``<name>``). Raises PermanentError naming the keys, reason ``VariableCollision`` or
+    ``ReservedVariable``.
+    """
+    renamed = frozenset(ref.path for ref in find_refs(original)) if resolved else frozenset()
+    snake = watch.automation.snake_case_parameters
+    collisions: list[str] = []
+    top = _names(original, renamed, snake, (), collisions)
+    collisions[:0] = _collided(top, ())
+    if collisions:
+        raise PermanentError(
+            f"{_listed(collisions)}: one would silently replace the other; rename one of them",
+            reason="VariableCollision",
+        )
+    own = operator_variables(watch)
+    reserved = []
+    for name, (key,) in top.items():
+        why = "the operator's variable" if name in own else None
+        why = why or refusal(name, trusted=not watch.automation.mark_unsafe)
+        if why is not None:
+            reserved.append(f"{_where((key,))} would set {why} '{_shown(name)}'")
+    if reserved:
+        raise PermanentError(
+            f"{_listed(reserved)}: a resource cannot set Ansible's own variables nor the "
+            "operator's; rename the field",
+            reason="ReservedVariable",
+        )
 
 
 def build_extravars(
@@ -89,7 +190,9 @@ def build_extravars(
 
     ``finalizing``: the run is the finalizer's, so the finalizer's vars apply too. ``spec``: the
     spec to take the parameters from, when not the body's own (Secret references resolved). The
-    result shares nothing with ``body`` or ``watch``.
+    result shares nothing with ``body`` or ``watch``. Raises PermanentError (reasons
+    ``VariableCollision``, ``ReservedVariable``) for a spec whose keys cannot be variables
+    (:func:`check_variable_names`).
     """
     raw_spec = body.get("spec")
     original: Mapping[str, Any] = raw_spec if isinstance(raw_spec, Mapping) else {}
@@ -98,17 +201,13 @@ def build_extravars(
     # The resource's content; the names of the variables holding it are the bridge's.
     data = _mark_unsafe if watch.automation.mark_unsafe else _plain
 
+    check_variable_names(original, watch, resolved=spec is not None)
     # ``spec``: the spec with Secret references resolved (bridge.ansible.secrets); the object
-    # variables
-    # below keep the references, never the values.
+    # variables below keep the references, never the values.
     values: Mapping[str, Any] = original if spec is None else spec
     parameters: dict[str, Any] = (
         snake_keys(values) if watch.automation.snake_case_parameters else dict(values)
     )
-    if watch.automation.mark_unsafe:
-        parameters = {
-            key: value for key, value in parameters.items() if not _is_ansible_setting(key)
-        }
     extravars: dict[str, Any] = data(parameters)
     extravars["ansible_operator_meta"] = {
         "name": data(metadata.get("name") or ""),

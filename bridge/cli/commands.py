@@ -13,7 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-from bridge.cli.assembly import operator_settings
+from bridge.cli.assembly import (
+    check_kubeconfig,
+    kubeconfig_path,
+    operator_settings,
+    withhold_credentials,
+)
 from bridge.model.errors import WatchesError
 from bridge.tools import controlplane
 
@@ -66,9 +71,16 @@ def setup_logging(args: argparse.Namespace) -> None:
 def run_command(args: argparse.Namespace) -> int:
     from bridge.app.operator import run
 
-    settings = operator_settings(args, Path(args.kubeconfig).resolve() if args.kubeconfig else None)
+    kubeconfig = kubeconfig_path(args.kubeconfig, os.environ)
+    if isinstance(kubeconfig, int):
+        return kubeconfig
+    settings = operator_settings(args, kubeconfig)
     if isinstance(settings, int):
         return settings
+    unusable = check_kubeconfig(settings.kubeconfig)
+    if unusable is not None:
+        return unusable
+    withhold_credentials(settings, os.environ)  # runs inherit the operator's environment
     setup_logging(args)
     run(settings)
     return 0
@@ -83,6 +95,8 @@ def dev_command(args: argparse.Namespace) -> int:
         return checked
     environ = dict(os.environ)
     run_dir = Path(args.dir) if args.dir else controlplane.default_run_dir(environ)
+    # The operator uses the control plane's kubeconfig; runs must not get the user's either.
+    withhold_credentials(checked, os.environ)
     setup_logging(args)
     return dev.dev(checked, run_dir, [Path(p) for p in args.apply], environ)
 

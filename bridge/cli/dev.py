@@ -79,7 +79,9 @@ def dev(
             "The operator runs below; Ctrl-C stops it and the control plane.\n",
             flush=True,
         )
-        env = {**settings.runner.env, AUTH_KUBECONFIG: str(plane.kubeconfig)}
+        env = dict(settings.runner.env)
+        if not settings.inject_owner_ref:  # else runs get the API proxy and their own token
+            env[AUTH_KUBECONFIG] = str(plane.kubeconfig)
         runner = dataclasses.replace(settings.runner, env=env)
         run(dataclasses.replace(settings, kubeconfig=plane.kubeconfig, runner=runner))
         return 0

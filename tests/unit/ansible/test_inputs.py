@@ -17,6 +17,7 @@ import yaml
 from yaml.resolver import Resolver
 
 from bridge.ansible.inputs import Unsafe, build_extravars, dump_extravars, object_var_name
+from bridge.model.errors import PermanentError
 from bridge.model.watch import FinalizerSpec, Watch
 from tests.unit.helpers import make_watch as watch_of
 
@@ -124,9 +125,25 @@ def test_cluster_scoped_namespace_is_empty() -> None:
     }
 
 
-def test_sdk_variables_win_over_spec_keys() -> None:
-    spec = {"ansibleOperatorMeta": "x", "_example_com_foo": "y"}
-    extravars = build_extravars(make_body(spec), make_watch(mark_unsafe=False))
+@pytest.mark.parametrize("mark_unsafe", [True, False])
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("ansibleOperatorMeta", "ansible_operator_meta"),
+        ("_example_com_foo", "_example_com_foo"),
+        ("_example_com_foo_spec", "_example_com_foo_spec"),
+    ],
+)
+def test_the_sdk_variables_cannot_be_set_from_the_spec(
+    key: str, name: str, mark_unsafe: bool
+) -> None:
+    # They used to be replaced silently; a resource that tries is now told so.
+    with pytest.raises(PermanentError) as refused:
+        build_extravars(make_body({key: "x"}), make_watch(mark_unsafe=mark_unsafe))
+    assert refused.value.reason == "ReservedVariable"
+    assert f"spec.{key} would set the operator's variable '{name}'" in str(refused.value)
+    # Not from the spec, they are the bridge's as always.
+    extravars = build_extravars(make_body({"size": 1}), make_watch(mark_unsafe=mark_unsafe))
     assert extravars["ansible_operator_meta"] == {"name": "foo-1", "namespace": "ns1"}
     assert extravars["_example_com_foo"]["kind"] == "Foo"
 
@@ -225,30 +242,45 @@ def test_nothing_is_unsafe_without_mark_unsafe() -> None:
     assert all(type(s) is str for s in strings(extravars))
 
 
-def test_ansible_settings_from_the_spec_are_not_top_level_vars() -> None:
+def test_ansible_settings_from_the_spec_are_refused_naming_them() -> None:
     spec = {
         "ansibleShellExecutable": "/bin/evil",
         "ansible_python_interpreter": "/bin/evil",
-        "ANSIBLE_CONNECTION": "ssh",
+        "ansibleConnection": "ssh",
+        "ansibleBecomeUser": "root",
+        "ansibleSshCommonArgs": "-o ProxyCommand=evil",
         "ansibleish": 1,
-        "nested": {"ansibleBecome": True},
     }
-    extravars = build_extravars(make_body(spec), make_watch())
-    assert "ansible_shell_executable" not in extravars
-    assert "ansible_python_interpreter" not in extravars
-    assert "_ansible_connection" in extravars  # to_snake gave it a leading "_": not a setting
-    assert extravars["ansibleish"] == 1
-    assert extravars["nested"] == {"ansible_become": True}
-    assert extravars["_example_com_foo_spec"] == spec  # still readable by the playbook
+    with pytest.raises(PermanentError) as refused:
+        build_extravars(make_body(spec), make_watch())
+    message = str(refused.value)
+    assert refused.value.reason == "ReservedVariable"
+    assert message.startswith(
+        "spec.ansibleShellExecutable would set Ansible's setting 'ansible_shell_executable'; "
+        "spec.ansible_python_interpreter would set Ansible's setting 'ansible_python_interpreter'"
+    )
+    assert "'ansible_connection'" in message and "'ansible_become_user'" in message
+    assert "'ansible_ssh_common_args'" in message
+    assert "ansibleish" not in message  # not ansible_*
+    assert message.endswith(
+        ": a resource cannot set Ansible's own variables nor the operator's; rename the field"
+    )
 
-    raw = build_extravars(make_body(spec), make_watch(snake_case_parameters=False))
-    assert "ansibleShellExecutable" in raw  # not an Ansible variable name
-    assert "ansible_python_interpreter" not in raw
-    assert raw["ANSIBLE_CONNECTION"] == "ssh"  # names are case-sensitive: not a setting
+    raw = make_watch(snake_case_parameters=False)
+    with pytest.raises(PermanentError, match="'ansible_python_interpreter'"):
+        build_extravars(make_body({"ansible_python_interpreter": "/bin/evil"}), raw)
+    # Names are case-sensitive, and only the snake_case ones are Ansible's.
+    harmless = {"ansibleShellExecutable": 1, "ANSIBLE_CONNECTION": "ssh", "ansibleish": 1}
+    assert build_extravars(make_body(harmless), raw)["ANSIBLE_CONNECTION"] == "ssh"
+    # to_snake gives it a leading "_": not a setting.
+    assert "_ansible_connection" in build_extravars(
+        make_body({"ANSIBLE_CONNECTION": 1}), make_watch()
+    )
 
-    # Without markUnsafe the resource is trusted, exactly as in the SDK.
+    # Without markUnsafe the resource is trusted, exactly as in the SDK: settings are its to set.
     trusted = build_extravars(make_body(spec), make_watch(mark_unsafe=False))
     assert trusted["ansible_shell_executable"] == "/bin/evil"
+    assert trusted["ansible_connection"] == "ssh"
 
 
 def test_unsafe_is_a_str() -> None:
@@ -485,8 +517,9 @@ def run_playbook(tmp_path: Path, mark_unsafe: bool) -> tuple[str, dict[str, Any]
         "answer": "{{ 7*6 }}",
         "nested": {"innerValue": "{{ 7*6 }}", "entries": ["{{ 7*6 }}", 3]},
         "jinjaKeys": {"{{7*6}}": 1, KEY_LOOKUP: 2},
-        "ansibleShellExecutable": f"/bin/sh -c 'touch {tmp_path}/pwnedshell'; /bin/sh",
     }
+    if not mark_unsafe:  # refused with markUnsafe: test_ansible_settings_from_the_spec_are_refused
+        spec["ansibleShellExecutable"] = f"/bin/sh -c 'touch {tmp_path}/pwnedshell'; /bin/sh"
     watch = make_watch(mark_unsafe=mark_unsafe, vars={"out": str(out), "from_watch": "{{ 6 * 7 }}"})
     extravars = build_extravars(make_body(spec), watch)
     assert set(extravars["jinja_keys"]) == {"{{7*6}}", KEY_LOOKUP}
