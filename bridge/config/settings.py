@@ -57,7 +57,8 @@ class RunnerSettings:
     #: "local": ansible-runner spawns ansible-playbook; "job": a Kubernetes Job per run.
     executor: str = "warm"
     #: Environment every run gets on top of the operator's (the bundled operator_sdk.util
-    #: collection on ANSIBLE_COLLECTIONS_PATH, K8S_AUTH_KUBECONFIG for modules that call the API).
+    #: collection on ANSIBLE_COLLECTIONS_PATH; K8S_AUTH_KUBECONFIG only with
+    #: ``--inject-owner-ref=false``: by default runs reach the API through the proxy alone).
     env: Mapping[str, str] = field(default_factory=dict)
     #: Extra ``ansible-playbook`` options of every run (``--ansible-args``, shell-quoted).
     ansible_args: str = ""
@@ -158,7 +159,8 @@ class OperatorSettings:
     http: HttpSettings = field(default_factory=HttpSettings)
     job: JobSettings = field(default_factory=JobSettings)
     leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
-    #: The kubeconfig to use; None: $KUBECONFIG, ~/.kube/config or the in-cluster account.
+    #: The kubeconfig to use ($KUBECONFIG is resolved into it by the CLI); None: the in-cluster
+    #: account, else ~/.kube/config.
     kubeconfig: Path | None = None
     #: Log level name for the operator's own loggers (one of :data:`LOG_LEVELS`).
     log_level: str = "INFO"

@@ -39,9 +39,8 @@ class SpecBuilder:
     ) -> RunSpec:
         """The run's inputs from the newest body, with Secret references resolved."""
         raw = res.body.get("spec")
-        resolved, values = await secrets.resolve(
-            raw if isinstance(raw, Mapping) else {}, res.key.namespace, self._kube.secret_data
-        )
+        given: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+        resolved, values = await secrets.resolve(given, res.key.namespace, self._kube.secret_data)
         spec = inputs.run_spec(
             res.body,
             res.watch,
@@ -50,11 +49,12 @@ class SpecBuilder:
             artifacts_root=self._settings.runner.artifacts_dir,
             project_dir=self._settings.watches_file.parent,
             finalizing=finalizing,
-            spec=resolved if values else None,
+            # Resolved whenever there were references (an empty value is a value too).
+            spec=resolved if secrets.find_refs(given) else None,
             secrets=values,
             envvars=self._settings.runner.env,
         )
-        spec = await self._access(res, spec, raw if isinstance(raw, Mapping) else {})
+        spec = await self._access(res, spec, given)
         return self._sdk_options(res, spec)
 
     async def _access(self, res: Resource, spec: RunSpec, raw: Mapping[str, Any]) -> RunSpec:
