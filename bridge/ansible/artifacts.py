@@ -6,6 +6,11 @@ folders until both bounds hold. The run just finished is never removed, even alo
 size bound: its output is what ``ansible-bridge logs`` shows. Runs and drift checks have folders
 of their own (``artifacts/``, ``checks/``), each bounded on its own, so checks never push a
 real run's artifacts out.
+
+A run folder is *finished* once the run's end has been dealt with (its private data dir removed,
+its Secret values scrubbed from the artifacts): :func:`mark_finished` writes :data:`FINISHED` in
+it then. A folder without it was left by a run that an operator crash interrupted (see
+:mod:`bridge.ansible.leftovers`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ RUNS = "artifacts"
 CHECKS = "checks"
 #: A run id, as a run folder is named (and as ``/logs?run=`` takes it).
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+#: The file in a run folder that says the run's end was dealt with (written last).
+FINISHED = ".finished"
 _SIZE = re.compile(r"(\d+)\s*([KMGT]i?)?B?", re.IGNORECASE)
 _UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
@@ -54,6 +61,16 @@ class RunFolder:
     path: Path
     mtime_ns: int
     size: int
+
+
+def mark_finished(run_folder: Path) -> None:
+    """Say that ``run_folder``'s run has ended and its artifacts are scrubbed (if it exists)."""
+    if run_folder.is_dir() and not run_folder.is_symlink():
+        (run_folder / FINISHED).touch(mode=0o600)
+
+
+def is_finished(run_folder: Path) -> bool:
+    return (run_folder / FINISHED).exists()
 
 
 def tree_size(path: Path) -> int:

@@ -1,7 +1,9 @@
 """Runs the operator: kopf, our handlers, executor, HTTP server, proxy, leader, clean shutdown.
 
 SIGINT/SIGTERM stop kopf's watches; then every run in flight is canceled and waited for, so no
-ansible process outlives the operator.
+ansible process outlives the operator. Whatever else ends it (SIGKILL, the OOM killer), each run's
+supervisor kills the run (see :mod:`bridge.executors.lifeline`), and the next start removes or
+scrubs what the interrupted runs left on disk (see :mod:`bridge.app.recovery`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import kopf
 
 from bridge.app.metrics import RunMetrics
+from bridge.app.recovery import Recovered, recover
 from bridge.app.web import WebServer
 from bridge.config.settings import OperatorSettings
 from bridge.controller import handlers
@@ -104,6 +107,8 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
     )
     elector = _elector(settings, metrics)
     try:
+        if elector is None:  # before /logs serves what an earlier, crashed process left
+            await _recover(settings, kube)
         await web.start()
         if proxy is not None:
             await proxy.start()
@@ -111,6 +116,8 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
         # watches and runs, and it stops (kopf's stop flag) when it loses the Lease.
         if elector is None or await elector.campaign(ready):
             if elector is not None:
+                # Only now: a standby may share the artifacts folder with a running leader.
+                await _recover(settings, kube)
                 elector.start_renewing(stop_flag)
             await kopf.operator(
                 registry=registry,
@@ -135,6 +142,19 @@ async def run_operator(settings: OperatorSettings, stop_flag: Any = None) -> Non
         logger.info("stopped")
     if elector is not None and elector.lost:
         raise LeadershipLost(elector.lost)
+
+
+async def _recover(settings: OperatorSettings, kube: Kube) -> None:
+    """Deal with what an earlier operator left on disk before any run starts (see recovery)."""
+    done = await recover(settings.runner.artifacts_dir, settings.watches, kube)
+    if done != Recovered():
+        logger.warning(
+            "an earlier operator left runs unfinished: removed %d private data dir(s), "
+            "scrubbed %d and removed %d run folder(s)",
+            done.private_removed,
+            done.runs_scrubbed,
+            done.runs_removed,
+        )
 
 
 def _elector(settings: OperatorSettings, metrics: RunMetrics) -> LeaderElector | None:

@@ -4,10 +4,12 @@ ansible-runner is synchronous; each run occupies one thread of a pool sized to t
 limit. Job events cross into the event loop with ``call_soon_threadsafe`` as they stream.
 Cancellation sets a flag that ansible-runner polls (``cancel_callback``); it then SIGKILLs the
 run's process group (ansible-playbook and its forks), and only then does the cancellation reach
-the caller. The private data dir (extravars, inventory, generated playbook, credential files)
-is mode 0700 and removed after the run; artifacts are kept per resource and rotated (see
-:mod:`bridge.executors.plumbing`, shared with the other backends). A drift check runs with
-``--check --diff`` (:func:`~bridge.executors.plumbing.runner_cmdline`).
+the caller. ``ansible-playbook`` runs under a supervisor (:mod:`bridge.executors.lifeline`) that
+kills the whole run when the operator dies, and what the run left when it ends. The private
+data dir (extravars, inventory, generated playbook, credential files) is mode 0700 and removed
+after the run; artifacts are kept per resource and rotated (see :mod:`bridge.executors.plumbing`,
+shared with the other backends). A drift check runs with ``--check --diff``
+(:func:`~bridge.executors.plumbing.runner_cmdline`).
 """
 
 from __future__ import annotations
@@ -19,15 +21,15 @@ import shutil
 import threading
 from typing import Any
 
-from bridge.ansible import secrets
 from bridge.config.settings import RunnerSettings
-from bridge.executors import EventCallback
+from bridge.executors import EventCallback, lifeline
 from bridge.executors.plumbing import (
     CHECK_CMDLINE,
     EventRelay,
     apply_credentials,
     await_run,
     cleanup_credentials,
+    finish_artifacts,
     new_private_dir,
     prepare_private_dir,
     run_outcome,
@@ -107,7 +109,7 @@ class LocalExecutor:
     def _run_sync(
         self, spec: RunSpec, handle: Any, cancel: threading.Event
     ) -> tuple[RunStatus, int | None, str]:
-        import ansible_runner
+        from ansible_runner.interface import init_runner
 
         private = new_private_dir(spec)
         try:
@@ -116,11 +118,14 @@ class LocalExecutor:
                 self._settings, spec, private, inventory, playbook, handle, cancel
             )
             apply_credentials(options, spec, private)  # inventory text, credentials (0600)
-            runner = ansible_runner.run(**options)
+            runner = init_runner(**options)
+            # Its first process is the run's supervisor: nothing of the run outlives it, or us.
+            runner.config.command = lifeline.wrap(runner.config.command)
+            runner.run()
         except Exception as exc:  # ansible-runner could not start the run at all
             return "error", None, f"ansible-runner failed: {exc}"
         finally:
             cleanup_credentials(spec)
             shutil.rmtree(private, ignore_errors=True)
-            secrets.scrub_tree(spec.artifact_dir / spec.run_id, spec.secrets)
+            finish_artifacts(spec)
         return run_outcome(str(runner.status), runner.rc)

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bridge.ansible import proctree
+from bridge.ansible import artifacts, proctree, secrets
 from bridge.ansible.inputs import dump_extravars
 from bridge.ansible.results import ResultBuilder
 from bridge.config.sdk import combine_cmdline
@@ -244,6 +244,15 @@ def prepare_private_dir(
         line += f" ansible_remote_tmp={shlex.quote(str(tmp))}"
     hosts.write_text(line + "\n")
     return hosts, playbook
+
+
+def finish_artifacts(spec: RunSpec) -> None:
+    """After a run (its private data dir removed): scrub its Secret values from its artifacts,
+    then mark the folder finished (:func:`bridge.ansible.artifacts.mark_finished`): the
+    operator's start-up tells a crashed run's folder by the mark's absence."""
+    folder = spec.artifact_dir / spec.run_id
+    secrets.scrub_tree(folder, spec.secrets)
+    artifacts.mark_finished(folder)
 
 
 # --- credentials and inventories from the cluster -------------------------------------------------

@@ -59,6 +59,7 @@ from bridge.executors.plumbing import (
     apply_credentials,
     await_run,
     cleanup_credentials,
+    finish_artifacts,
     new_private_dir,
     prepare_private_dir,
     run_outcome,
@@ -248,7 +249,7 @@ class JobExecutor:
                 channel.close()
             cleanup_credentials(spec)
             shutil.rmtree(private, ignore_errors=True)
-            secrets.scrub_tree(artifacts, spec.secrets)
+            finish_artifacts(spec)
             with contextlib.suppress(OSError):
                 _rotate(spec.artifact_dir, max(1, spec.max_artifacts))
         rc = _read_rc(artifacts)

@@ -21,6 +21,7 @@ from typing import IO, Any, Protocol
 
 from bridge.ansible import proctree
 from bridge.config.settings import JobSettings, RunnerSettings
+from bridge.executors import lifeline
 from bridge.executors.job.manifest import CONTAINER, POD_PRIVATE_DIR
 from bridge.kube.client import AUTH_API_KEY, AUTH_HOST, AUTH_KUBECONFIG, Jobs
 from bridge.model.process import MARKER
@@ -73,6 +74,8 @@ class _ProcessChannel:
         env[MARKER] = spec.run_id
         command = [str(settings.bin_dir / "ansible-runner"), "worker"]
         command += ["--private-data-dir", self.private_dir, "--delete"]
+        # Under a supervisor: the worker and its run die with the operator (see lifeline).
+        command = lifeline.wrap(command)
         with open(self._folder / "worker.stderr", "wb") as stderr:
             self._proc = subprocess.Popen(
                 command,

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bridge.executors import lifeline
 from bridge.executors.warm import server as _warm_server
 from bridge.executors.warm.config import Identity
 
@@ -37,6 +38,8 @@ _SERVER_SCRIPT = Path(_warm_server.__file__)
 #: Seconds to wait for the last output once the run's process has exited (as ansible-runner).
 _DRAIN_TIMEOUT = 5.0
 _READ_SIZE = 1 << 16
+#: Seconds the run's supervisor has to end a canceled run before its group is SIGKILLed.
+_KILL_AFTER = 5.0
 
 
 class WarmError(Exception):
@@ -74,6 +77,8 @@ class WarmServer:
         self.info: dict[str, Any] = {}
         self._env = dict(env)
         self._env[_warm_server.MARKER] = _warm_server.PLACEHOLDER
+        # Every run it forks is supervised and dies with this process (see lifeline).
+        self._env[lifeline.ENV] = lifeline.token()
         self._python = python
         self._lock = threading.Lock()
         self._broken = False
@@ -174,8 +179,16 @@ def _set_noecho(fd: int) -> None:
     termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
+def _stop_run(pidfd: int | None) -> None:
+    """SIGTERM the run's supervisor: it SIGKILLs everything of the run, then exits."""
+    if pidfd is not None:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(pidfd, signal.SIGTERM)
+
+
 def _kill_group(pid: int, pidfd: int | None) -> None:
-    """SIGKILL the run's process group, as ``Runner.handle_termination`` does."""
+    """SIGKILL the run's process group, as ``Runner.handle_termination`` does (when its
+    supervisor has not ended the run in time)."""
     if pidfd is not None:
         with contextlib.suppress(OSError):
             signal.pidfd_send_signal(pidfd, signal.SIGKILL)
@@ -300,6 +313,7 @@ def _follow(
     status: int | None = None
     server_gone = exited = eof = child_done = False
     exited_at = 0.0
+    canceled_at = float("inf")
     try:
         while True:
             for fd, _ in poller.poll(int(poll_interval * 1000)):
@@ -335,7 +349,11 @@ def _follow(
             if not exited and pid is not None and not runner.canceled:
                 runner.canceled = bool(runner.cancel_callback and runner.cancel_callback())
                 if runner.canceled:
-                    _kill_group(pid, pidfd)
+                    _stop_run(pidfd)
+                    canceled_at = time.monotonic()
+            elif not exited and pid is not None and time.monotonic() - canceled_at > _KILL_AFTER:
+                _kill_group(pid, pidfd)
+                canceled_at = float("inf")
             if exited:
                 if not exited_at:
                     exited_at = time.monotonic()
@@ -343,7 +361,7 @@ def _follow(
                     break
     except BaseException:
         if pid is not None and not exited:  # nobody would read its output any more
-            _kill_group(pid, pidfd)
+            _stop_run(pidfd)
         raise
     finally:
         tail = decoder.decode(b"", final=True)

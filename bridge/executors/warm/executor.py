@@ -54,12 +54,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.ansible import proctree, secrets
+from bridge.ansible import proctree
 from bridge.config.settings import RunnerSettings
 from bridge.executors import EventCallback, Executor
 from bridge.executors.plumbing import (
     EventRelay,
     await_run,
+    finish_artifacts,
     new_private_dir,
     prepare_private_dir,
     run_outcome,
@@ -243,7 +244,7 @@ class WarmExecutor:
         finally:
             shutil.rmtree(private, ignore_errors=True)
             if fallback is None:
-                secrets.scrub_tree(spec.artifact_dir / spec.run_id, spec.secrets)
+                finish_artifacts(spec)
         return run_outcome(str(runner.status), runner.rc)
 
     def _server_for(

@@ -210,13 +210,15 @@ _SIBLINGS: dict[str, Any] = {}
 
 def _sibling(name: str) -> Any:
     """``bridge.executors.warm.<name>`` (:mod:`~bridge.executors.warm.modules`, the run
-    processes' side of module runs, or :mod:`~bridge.executors.warm.zygote`), loaded by path
-    once: this script is not run as part of a package."""
+    processes' side of module runs, or :mod:`~bridge.executors.warm.zygote`), or
+    ``bridge.executors.lifeline`` (``../lifeline``), loaded by path once: this script is not
+    run as part of a package."""
     if name not in _SIBLINGS:
         import importlib.util
 
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-        spec = importlib.util.spec_from_file_location(f"_ansible_bridge_warm_{name}", path)
+        stem = name.rsplit("/", 1)[-1]
+        spec = importlib.util.spec_from_file_location(f"_ansible_bridge_warm_{stem}", path)
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {path}")
         module = importlib.util.module_from_spec(spec)
@@ -227,6 +229,9 @@ def _sibling(name: str) -> Any:
 
 #: The socket that reaches the module zygote (see bridge.executors.warm.zygote), when it started.
 _ZYGOTE: socket.socket | None = None
+#: bridge.executors.lifeline.ENV: the operator's token, which every run's supervisor watches.
+LIFELINE = "ANSIBLE_BRIDGE_LIFELINE"
+_OPERATOR: str | None = None
 
 
 def _run_child(
@@ -254,6 +259,12 @@ def _run_child(
     env = {str(k): str(v) for k, v in dict(request["env"]).items()}
     os.environ.clear()
     os.environ.update(env)
+    if _OPERATOR is not None:
+        # This process stays as the run's supervisor (the process the client knows, which
+        # exits as its child does); the child goes on as ansible-playbook. See lifeline.
+        lifeline = _sibling("../lifeline")
+        lifeline.fork_supervised(_OPERATOR, str(request["run_id"]))
+        os.environ[LIFELINE] = lifeline.token(os.getppid())
     os.chdir(str(request["cwd"]))
     argv = [str(a) for a in request["argv"]]
     _become_fresh_process(argv)
@@ -361,11 +372,13 @@ def main(argv: list[str]) -> int:
     playbook_bin = argv[2]
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the client stops the server; children reset it
     # The module zygote is forked before anything of Ansible's controller is imported.
-    global _ZYGOTE
+    global _ZYGOTE, _OPERATOR
+    _OPERATOR = os.environ.pop(LIFELINE, None)
     zygote_error = None
     try:
         _sibling("modules")  # once, here: every run child has it, as the zygote does
-        _ZYGOTE = _sibling("zygote").start(MARKER, mark_environ)
+        lifeline = _sibling("../lifeline") if _OPERATOR is not None else None
+        _ZYGOTE = _sibling("zygote").start(MARKER, mark_environ, lifeline, _OPERATOR)
         if _ZYGOTE is None:
             zygote_error = "the module zygote did not start (see the server's stderr)"
     except Exception as exc:  # module runs then start a new Python, as usual

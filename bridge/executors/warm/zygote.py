@@ -35,6 +35,8 @@ _STARTUP_VARIABLES = re.compile(r"^(PYTHON\w*|LANG|LANGUAGE|LC_\w+)$")
 _ZIP_DATA = re.compile(rb"\nzip_data='([A-Za-z0-9+/=]*)',?\n")
 _WRAPPER_MARK = b"\n_ANSIBALLZ_WRAPPER = True\n"
 _STUB_PATH = b"from pkgutil import extend_path\n__path__=extend_path(__path__,__name__)\n"
+#: bridge.executors.lifeline.ENV: in a run's environment, the token of the run's supervisor.
+_LIFELINE = "ANSIBLE_BRIDGE_LIFELINE"
 #: The largest request of a run process (its environment is the big part).
 _MAX_MESSAGE = 256 * 1024
 
@@ -101,10 +103,17 @@ class Payload:
         return None
 
 
-def start(marker: str, mark: Callable[[str, str], bool]) -> socket.socket | None:
+def start(
+    marker: str,
+    mark: Callable[[str, str], bool],
+    lifeline: Any = None,
+    operator: str | None = None,
+) -> socket.socket | None:
     """Fork the zygote from this still-clean process; the socket the run processes use to reach
     it (None if it could not start). ``marker`` is the run-marker variable (see proctree) and
-    ``mark(name, value)`` sets it in a process's environment block."""
+    ``mark(name, value)`` sets it in a process's environment block. With ``lifeline`` (the
+    module :mod:`bridge.executors.lifeline`) and the ``operator``'s token, the zygote is tied to
+    the operator's life and to each run's (see :class:`_Zygote`)."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ready_r, ready_w = os.pipe()
     pid = os.fork()
@@ -113,7 +122,8 @@ def start(marker: str, mark: Callable[[str, str], bool]) -> socket.socket | None
         os.close(ready_r)
         code = 0
         try:
-            zygote = _Zygote(theirs, marker, mark, keep=ready_w)
+            zygote = _Zygote(theirs, marker, mark, keep=ready_w, lifeline=lifeline)
+            zygote.tie(operator)
             os.write(ready_w, b"1")
             os.close(ready_w)
             zygote.serve()
@@ -135,8 +145,20 @@ def start(marker: str, mark: Callable[[str, str], bool]) -> socket.socket | None
 
 
 class _Zygote:
+    """The fork loop. Tied to the operator (:meth:`tie`): when it ends, the zygote kills
+    everything below it and exits. It is a child subreaper, and so is each module child while
+    its payload runs: what a payload leaves running (even detached, even without the run's
+    environment) is *adopted* when the module child exits, on behalf of the module's run (the
+    run supervisor's token, ``ANSIBLE_BRIDGE_LIFELINE`` in the module's environment), and killed
+    when that run's supervisor ends."""
+
     def __init__(
-        self, requests: socket.socket, marker: str, mark: Callable[[str, str], bool], keep: int
+        self,
+        requests: socket.socket,
+        marker: str,
+        mark: Callable[[str, str], bool],
+        keep: int,
+        lifeline: Any = None,
     ) -> None:
         os.setsid()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -151,6 +173,10 @@ class _Zygote:
         self.startup = {k: v for k, v in os.environ.items() if _STARTUP_VARIABLES.match(k)}
         self.children: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, reply)
         self.replies: dict[int, int] = {}  # reply fd -> pidfd
+        self.lifeline = lifeline
+        self.operator: Any = None  # the operator's Lifeline
+        self.runs: dict[int, str] = {}  # pidfd -> the module's run supervisor token
+        self.adopted: dict[int, tuple[Any, dict[int, int | None]]] = {}  # fd -> (run, pids)
         site = os.path.dirname(self._preload())
         self.payload = Payload(site, self.stubs, lambda name: name in sys.modules)
 
@@ -194,11 +220,21 @@ class _Zygote:
         gc.freeze()
         return site_ansible
 
+    def tie(self, operator: str | None) -> None:
+        """Watch the operator (its token): the zygote does not outlive it."""
+        if self.lifeline is None or operator is None:
+            return
+        self.lifeline.set_subreaper()
+        self.operator = self.lifeline.Lifeline(operator)
+
     def serve(self) -> None:
         poller = select.poll()
         poller.register(self.requests, select.POLLIN)
+        operator_fd = self.operator.fileno() if self.operator is not None else None
+        if operator_fd is not None:
+            poller.register(operator_fd, select.POLLIN)
         accepting = True
-        while accepting or self.children:
+        while accepting or self.children or self.adopted:
             for fd, events in poller.poll(1000):
                 if fd == self.requests.fileno():
                     if not self._accept(poller):
@@ -208,6 +244,65 @@ class _Zygote:
                     self._reap(fd, poller)
                 elif fd in self.replies and events & (select.POLLHUP | select.POLLERR):
                     self._abandoned(fd, poller)
+                elif fd in self.adopted:
+                    self._release(fd, poller)
+            if self.operator is not None and self.operator.ended():
+                self._die()
+            if self.lifeline is not None:
+                self._reap_orphans()
+
+    def _die(self) -> None:
+        """The operator has ended: nothing below the zygote may outlive it."""
+        self.lifeline.kill_run(os.getpid(), None)
+        os._exit(0)
+
+    def _reap_orphans(self) -> None:
+        """Reap what was adopted and has ended (the module children are reaped by _reap)."""
+        known = {pid for pid, _ in self.children.values()}
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid in known:
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(info.si_pid, 0)
+
+    def _adopt(self, run: str | None, poller: select.poll) -> None:
+        """Take what a module child left (now the zygote's children) on behalf of its run."""
+        known = {pid for pid, _ in self.children.values()}
+        for _, pids in self.adopted.values():
+            known |= set(pids)
+        left = self.lifeline.children(os.getpid()) - known
+        if not left:
+            return
+        if run is None:  # no run to wait for: it goes now
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            return
+        line = self.lifeline.Lifeline(run)
+        fd = line.fileno()
+        if fd is None or line.ended():
+            line.close()
+            self._kill_adopted({pid: self.lifeline.start_time(pid) for pid in left})
+            return
+        self.adopted[fd] = (line, {pid: self.lifeline.start_time(pid) for pid in left})
+        poller.register(fd, select.POLLIN)
+
+    def _release(self, fd: int, poller: select.poll) -> None:
+        """The run of adopted processes has ended: they go, and what they started."""
+        line, pids = self.adopted.pop(fd)
+        poller.unregister(fd)
+        line.close()
+        self._kill_adopted(pids)
+
+    def _kill_adopted(self, pids: dict[int, int | None]) -> None:
+        alive = [pid for pid, start in pids.items() if self.lifeline.start_time(pid) == start]
+        for pid in alive + sorted(self.lifeline.descendants(alive)):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def _accept(self, poller: select.poll) -> bool:
         try:
@@ -250,6 +345,9 @@ class _Zygote:
             os.close(fd)
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = (pid, reply)
+        run = dict(request["env"]).get(_LIFELINE)
+        if isinstance(run, str):
+            self.runs[pidfd] = run
         self.replies[reply.fileno()] = pidfd
         poller.register(pidfd, select.POLLIN)
         poller.register(reply, 0)  # POLLHUP and POLLERR only: the proxy went away
@@ -275,6 +373,9 @@ class _Zygote:
             _, status = os.waitpid(pid, 0)
         except ChildProcessError:
             status = 0x7F00
+        run = self.runs.pop(pidfd, None)
+        if self.lifeline is not None:
+            self._adopt(run, poller)
         self._reply(reply, {"status": status})
         reply.close()
 
@@ -297,9 +398,13 @@ class _Zygote:
         code = 1
         try:
             others = [self.requests, reply, *(r for _, r in self.children.values())]
-            for fd in [s.detach() for s in others] + list(self.children):
+            for fd in [s.detach() for s in others] + list(self.children) + list(self.adopted):
                 with contextlib.suppress(OSError):
                     os.close(fd)
+            if self.operator is not None:
+                self.operator.close()
+                # What the payload leaves running stays below this process (adopted at its end).
+                self.lifeline.set_subreaper()
             os.setsid()
             for target, fd in enumerate(stdio):
                 os.dup2(fd, target)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import types
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -251,18 +252,23 @@ def test_ansible_args_follow_check_mode_in_the_cmdline(tmp_path: Path) -> None:
 def test_the_local_executor_gives_ansible_runner_the_ansible_args(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ansible_runner
+    import ansible_runner.interface
 
     calls: list[dict[str, Any]] = []
 
     class Finished:
         status, rc = "successful", 0
+        config = types.SimpleNamespace(command=["ansible-playbook"])
 
-    def fake_run(**kwargs: Any) -> Finished:
+        def run(self) -> None:
+            pass
+
+    def fake_init(**kwargs: Any) -> Finished:
         calls.append(kwargs)
         return Finished()
 
-    monkeypatch.setattr(ansible_runner, "run", fake_run)
+    # The local executor prepares the run with init_runner (to put the run's supervisor first).
+    monkeypatch.setattr(ansible_runner.interface, "init_runner", fake_init)
     executor = LocalExecutor(RunnerSettings(max_concurrent_runs=1, ansible_args="--forks 3"))
     try:
         executor._run_sync(spec_for(tmp_path, check=True), lambda event: True, threading.Event())
