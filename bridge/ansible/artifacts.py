@@ -32,26 +32,6 @@ CHECKS = "checks"
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 #: The file in a run folder that says the run's end was dealt with (written last).
 FINISHED = ".finished"
-_SIZE = re.compile(r"(\d+)\s*([KMGT]i?)?B?", re.IGNORECASE)
-_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-
-
-def parse_size(text: str) -> int:
-    """Bytes from ``text``: a number, optionally with a unit (``K``, ``M``, ``G``, ``T``: powers
-    of 1000; ``Ki``, ``Mi``, ``Gi``, ``Ti``: of 1024; a trailing ``B`` is allowed).
-
-    >>> parse_size("50Mi"), parse_size("1k"), parse_size("1024")
-    (52428800, 1000, 1024)
-
-    Raises ValueError naming the text for anything else.
-    """
-    found = _SIZE.fullmatch(text.strip())
-    if not found:
-        raise ValueError(f"invalid size {text!r}: expected bytes, e.g. 52428800, 50Mi or 100M")
-    number, unit = int(found.group(1)), (found.group(2) or "").lower()
-    if unit.endswith("i"):
-        return number << (10 * ("kmgt".index(unit[0]) + 1))
-    return number * _UNITS[unit]
 
 
 @dataclass(frozen=True)

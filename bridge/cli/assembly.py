@@ -106,9 +106,9 @@ def withhold_credentials(settings: OperatorSettings, environ: MutableMapping[str
 
 def operator_settings(args: argparse.Namespace, kubeconfig: Path | None) -> OperatorSettings | int:
     """The settings tree from ``run``/``dev`` options, or an exit code after a clear error."""
-    from bridge.ansible.artifacts import parse_size
     from bridge.config import sdk
     from bridge.config.watches import load_watches
+    from bridge.model.units import parse_size
 
     environ = dict(os.environ)
     watches_file = Path(args.watches).resolve()

@@ -197,68 +197,39 @@ class Kube:
                 return str(resource["name"])
         return None
 
-    async def get(self, key: ObjectKey) -> dict[str, Any] | None:
-        def get() -> Any:
-            if key.namespace:
-                return self._custom.get_namespaced_custom_object(
-                    key.group,
-                    key.version,
-                    key.namespace,
-                    key.plural,
-                    key.name,
-                    _request_timeout=self._timeout,
-                )
-            return self._custom.get_cluster_custom_object(
-                key.group, key.version, key.plural, key.name, _request_timeout=self._timeout
-            )
+    def _object_call(self, verb: str, key: ObjectKey, *args: Any) -> Any:
+        """``CustomObjectsApi.<verb>_namespaced_custom_object<...>`` or its cluster twin for
+        ``key`` (``verb`` e.g. ``get``, ``patch``, ``patch..._status`` as ``patch:status``)."""
+        action, _, sub = verb.partition(":")
+        suffix = f"_{sub}" if sub else ""
+        if key.namespace:
+            fn = getattr(self._custom, f"{action}_namespaced_custom_object{suffix}")
+            where: tuple[str, ...] = (key.group, key.version, key.namespace, key.plural, key.name)
+        else:
+            fn = getattr(self._custom, f"{action}_cluster_custom_object{suffix}")
+            where = (key.group, key.version, key.plural, key.name)
+        return fn(*where, *args, _request_timeout=self._timeout)
 
-        return await self._call(f"get {key}", get)
+    async def get(self, key: ObjectKey) -> dict[str, Any] | None:
+        return await self._call(f"get {key}", lambda: self._object_call("get", key))
 
     async def patch_status(
         self, key: ObjectKey, status: Mapping[str, Any]
     ) -> dict[str, Any] | None:
         """Merge-patch ``.status`` through the status subresource; None if the object is gone."""
         body = {"status": dict(status)}
-
-        def patch() -> Any:
-            if key.namespace:
-                return self._custom.patch_namespaced_custom_object_status(
-                    key.group,
-                    key.version,
-                    key.namespace,
-                    key.plural,
-                    key.name,
-                    body,
-                    _request_timeout=self._timeout,
-                )
-            return self._custom.patch_cluster_custom_object_status(
-                key.group, key.version, key.plural, key.name, body, _request_timeout=self._timeout
-            )
-
-        return await self._call(f"status of {key}", patch)
+        return await self._call(
+            f"status of {key}", lambda: self._object_call("patch:status", key, body)
+        )
 
     async def set_finalizers(
         self, key: ObjectKey, finalizers: list[str], resource_version: str
     ) -> dict[str, Any] | None:
         """Replace ``metadata.finalizers``, only if the object is still at ``resource_version``."""
         body = {"metadata": {"finalizers": finalizers, "resourceVersion": resource_version}}
-
-        def patch() -> Any:
-            if key.namespace:
-                return self._custom.patch_namespaced_custom_object(
-                    key.group,
-                    key.version,
-                    key.namespace,
-                    key.plural,
-                    key.name,
-                    body,
-                    _request_timeout=self._timeout,
-                )
-            return self._custom.patch_cluster_custom_object(
-                key.group, key.version, key.plural, key.name, body, _request_timeout=self._timeout
-            )
-
-        return await self._call(f"finalizers of {key}", patch)
+        return await self._call(
+            f"finalizers of {key}", lambda: self._object_call("patch", key, body)
+        )
 
 
 class Leases:

@@ -10,7 +10,6 @@ import pytest
 
 from bridge.ansible.artifacts import (
     RunFolder,
-    parse_size,
     prune,
     run_folders,
     to_remove,
@@ -20,31 +19,6 @@ from bridge.app.web import LogsError, run_dir
 from bridge.cli.assembly import operator_settings
 from bridge.cli.main import build_parser, main
 from bridge.config.settings import OperatorSettings, RunnerSettings
-
-
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [
-        ("0", 0),
-        ("1024", 1024),
-        ("1k", 1000),
-        ("1KiB", 1024),
-        ("50Mi", 50 * 1024 * 1024),
-        ("100M", 100_000_000),
-        ("2G", 2_000_000_000),
-        ("1Gi", 1 << 30),
-        (" 3 MB ", 3_000_000),
-    ],
-)
-def test_sizes_are_bytes_with_an_optional_unit(text: str, size: int) -> None:
-    assert parse_size(text) == size
-
-
-@pytest.mark.parametrize("text", ["", "-1", "1.5G", "50 megabytes", "Mi", "10Pi"])
-def test_a_bad_size_is_refused_naming_it(text: str) -> None:
-    with pytest.raises(ValueError, match="invalid size") as info:
-        parse_size(text)
-    assert repr(text) in str(info.value)
 
 
 def runs(*sizes: int) -> list[RunFolder]:
