@@ -176,8 +176,9 @@ def test_finalizer_vars_only_in_a_finalizer_run_and_last() -> None:
     finalizing = build_extravars(body, watch, finalizing=True)
     assert finalizing["state"] == "absent"
     assert finalizing["extra"] == 1
-    # No finalizer in the watch: nothing to add.
-    assert build_extravars(body, make_watch(), finalizing=True)["ansible_operator_meta"]
+    # No finalizer in the watch: a finalizer run gets exactly what any run gets.
+    plain = make_watch(vars={"state": "present"})
+    assert build_extravars(body, plain, finalizing=True) == build_extravars(body, plain)
 
 
 def test_the_result_shares_nothing_with_the_body_or_the_watch() -> None:
