@@ -22,7 +22,7 @@ import threading
 from typing import Any
 
 from bridge.config.settings import RunnerSettings
-from bridge.executors import EventCallback, lifeline
+from bridge.executors import EventCallback, bounded, lifeline
 from bridge.executors.plumbing import (
     CHECK_CMDLINE,
     EventRelay,
@@ -119,6 +119,7 @@ class LocalExecutor:
             )
             apply_credentials(options, spec, private)  # inventory text, credentials (0600)
             runner = init_runner(**options)
+            bounded.bound(runner)  # output streamed to the artifacts, bounded in memory
             # Its first process is the run's supervisor: nothing of the run outlives it, or us.
             runner.config.command = lifeline.wrap(runner.config.command)
             runner.run()

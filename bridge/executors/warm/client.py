@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.executors import lifeline
+from bridge.executors.bounded import BoundedOutputEventFilter
 from bridge.executors.warm import server as _warm_server
 from bridge.executors.warm.config import Identity
 
@@ -217,7 +218,7 @@ def execute(
     Sets ``runner.status``, ``runner.rc`` and ``runner.canceled`` as ``Runner.run`` would.
     Raises WarmError when the server did not start the run, RunLost when it is not known.
     """
-    from ansible_runner.utils import OutputEventFilter, cleanup_artifact_dir
+    from ansible_runner.utils import cleanup_artifact_dir
 
     config = runner.config
     artifact_dir = str(config.artifact_dir)
@@ -262,7 +263,7 @@ def execute(
     # As Runner.run: a filter per stream, which closes its file (stderr stays empty: the
     # terminal carries both streams).
     stdout, stderr = (
-        OutputEventFilter(
+        BoundedOutputEventFilter(
             codecs.open(path, "w", encoding="utf-8"),  # noqa: SIM115 (closed by the filter)
             runner.event_callback,
             config.suppress_ansible_output,

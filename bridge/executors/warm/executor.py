@@ -56,7 +56,7 @@ from typing import Any
 
 from bridge.ansible import proctree
 from bridge.config.settings import RunnerSettings
-from bridge.executors import EventCallback, Executor
+from bridge.executors import EventCallback, Executor, bounded
 from bridge.executors.plumbing import (
     EventRelay,
     await_run,
@@ -216,6 +216,7 @@ class WarmExecutor:
             runner = init_runner(
                 **runner_options(self._settings, spec, private, inventory, playbook, handle, cancel)
             )
+            bounded.bound(runner)  # MAX_EVENT_RES, and the local fallback bounded too
             cwd = Path(runner.config.cwd).resolve()
             if cwd == private.resolve() or private.resolve() in cwd.parents:
                 # ansible-runner's choice without a project folder: a new folder every run.
