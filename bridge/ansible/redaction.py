@@ -33,11 +33,15 @@ task's message is bounded) that ends in the start of a form loses that start too
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import dataclasses
 import functools
 import json
+import os
 import re
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AnyStr, Generic
@@ -293,19 +297,61 @@ class Redactor:
         return _masked(data, spans, _REDACTED_BYTES) if spans else data
 
     def tree(self, root: Path) -> int:
-        """Redact the files under ``root`` (a run's artifacts) in place; the count changed."""
+        """Redact the files under ``root`` (a run's artifacts) in place; the count changed.
+
+        Files are read in blocks (:data:`_BLOCK` bytes, overlapping by the longest form of a
+        value), so a run that printed 50 MB costs a block of memory, not three copies of it; a
+        file with something to redact is rewritten through a temporary file beside it."""
         if not self.values or not root.exists():
             return 0
         changed = 0
         for path in root.rglob("*"):
             if not path.is_file() or path.is_symlink():
                 continue
-            data = path.read_bytes()
-            new = self.bytes(data)
-            if new != data:
-                path.write_bytes(new)
+            if self._scrub_file(path):
                 changed += 1
         return changed
+
+    def _blocks(self, path: Path) -> Iterator[tuple[builtins.bytes, list[tuple[int, int]]]]:
+        """``path`` as settled blocks with their spans: every occurrence of a needle lies in one
+        block, whole (a block ends past every span that starts in it)."""
+        needles = self._bytes
+        keep = max(needles.widest - 1, 0)
+        carry = b""
+        with path.open("rb") as src:
+            while True:
+                chunk = src.read(_BLOCK)
+                block = carry + chunk
+                if not chunk:
+                    if block:
+                        yield block, needles.spans(block)
+                    return
+                spans = needles.spans(block)
+                cut = max(len(block) - keep, 0)
+                moved = True
+                while moved:  # a span that starts before the cut ends in this block
+                    moved = False
+                    for start, end in spans:
+                        if start < cut < end:
+                            cut, moved = end, True
+                yield block[:cut], [(s, e) for s, e in spans if s < cut]
+                carry = block[cut:]
+
+    def _scrub_file(self, path: Path) -> bool:
+        if not any(spans for _, spans in self._blocks(path)):
+            return False
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".scrub-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for block, spans in self._blocks(path):
+                    out.write(_masked(block, spans, _REDACTED_BYTES) if spans else block)
+            os.chmod(name, path.stat().st_mode & 0o7777)
+            os.replace(name, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+            raise
+        return True
 
     def _cut_short(self, text: str) -> str:
         """``text`` with the start of a form that a bound cut off before ``…`` redacted."""
@@ -319,6 +365,8 @@ class Redactor:
 
 
 _REDACTED_BYTES = REDACTED.encode()
+#: Bytes of a file read at a time when scrubbing it.
+_BLOCK = 1 << 20
 
 
 def _longest_cut(head: str, needles: Iterable[str]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,41 @@ def test_many_lines_without_a_secret_are_left_as_they_are() -> None:
     assert [redactor.text(line) for line in lines] == lines
     blob = "\n".join(lines).encode()
     assert redactor.bytes(blob) is blob
+
+
+@pytest.mark.parametrize("shift", [-7, -1, 0, 1, 5])
+def test_a_large_file_is_scrubbed_in_blocks_also_across_their_edges(
+    tmp_path: Path, shift: int
+) -> None:
+    value = 'pa"ss\\wörd\nsecond line of it'
+    redactor = Redactor.of([value])
+    edge = redaction._BLOCK + shift  # a value written across the first block's end
+    needle = json.dumps(value)[1:-1].encode()  # as job_events hold it
+    data = bytearray(b"x" * (3 * redaction._BLOCK))
+    data[edge : edge + len(needle)] = needle
+    data[10 : 10 + len(needle)] = needle
+    data[-len(needle) :] = needle
+    path = tmp_path / "stdout"
+    path.write_bytes(bytes(data))
+    path.chmod(0o600)
+
+    assert redactor.tree(tmp_path) == 1
+    scrubbed = path.read_bytes()
+    assert needle not in scrubbed and scrubbed.count(REDACTED.encode()) == 3
+    assert len(scrubbed) == len(data) - 3 * (len(needle) - len(REDACTED))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["stdout"]  # no temporary file left
+
+
+def test_scrubbing_a_large_file_holds_a_block_not_the_file(tmp_path: Path) -> None:
+    value = "s3cr3t-value-with-é"
+    (tmp_path / "stdout").write_bytes(b"y" * (40 << 20) + value.encode())
+    redactor = Redactor.of([value])
+    tracemalloc.start()
+    try:
+        assert redactor.tree(tmp_path) == 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak  # a few blocks, not 40 MiB (the file was read whole: 3 copies)
+    assert (tmp_path / "stdout").read_bytes().endswith(REDACTED.encode())
