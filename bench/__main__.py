@@ -1,4 +1,5 @@
-"""``python -m bench``: run the scenarios, print the tables, write ``bench/results/latest.md``.
+"""``python -m bench``: run the scenarios, print the tables, write ``bench/results/latest.md``
+(and, for the soak, ``bench/results/soak.md``).
 
 Everything it starts (control plane, operators, ansible processes) is stopped at the end,
 also on Ctrl-C, SIGTERM or an error.
@@ -18,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench import peer as peer_mod
-from bench import procs, report, scenarios
+from bench import procs, report, scenarios, soak
 from bench.cluster import WATCHES, Cluster
 from bench.settings import SettingsError, from_env
 from bridge.tools.operator_process import OperatorProcessError
@@ -72,6 +73,7 @@ def main() -> int:
 
     cluster: Cluster | None = None
     ctx: scenarios.Context | None = None
+    soaked: soak.SoakResults | None = None
     code = 0
     try:
         print("==> control plane", flush=True)
@@ -96,6 +98,11 @@ def main() -> int:
                 print(f"    {name} failed: {e}", file=sys.stderr, flush=True)
                 traceback.print_exc()
         results.peer_missing = ctx.peer_missing
+        if "soak" in settings.scenarios:
+            print("==> soak", flush=True)
+            soaked = soak.run(ctx)
+            if not soaked.ok:
+                code = 1
     except KeyboardInterrupt:
         print("\nbench: interrupted; stopping what it started", file=sys.stderr)
         code = 130
@@ -114,11 +121,20 @@ def main() -> int:
             print(f"    kept the work folder for a look: {workdir}", file=sys.stderr)
     if code == 130:
         return code
-    text = report.render(results)
-    print("\n" + text)
-    settings.out.parent.mkdir(parents=True, exist_ok=True)
-    settings.out.write_text(text)
-    print(f"==> written to {settings.out} ({time.monotonic() - began:.0f}s in all)")
+    if {"latency", "throughput", "scale"} & set(settings.scenarios):
+        text = report.render(results)
+        print("\n" + text)
+        settings.out.parent.mkdir(parents=True, exist_ok=True)
+        settings.out.write_text(text)
+        print(f"==> written to {settings.out}")
+    if soaked is not None:
+        machine = [line for line in report.machine(results) if "Settings:" not in line]
+        text = soak.render(soaked, machine)
+        print("\n" + text)
+        settings.soak_out.parent.mkdir(parents=True, exist_ok=True)
+        settings.soak_out.write_text(text)
+        print(f"==> written to {settings.soak_out}")
+    print(f"==> {time.monotonic() - began:.0f}s in all")
     return code
 
 

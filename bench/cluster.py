@@ -1,5 +1,5 @@
-"""The benchmark's Kubernetes side: its own control plane, CRDs, resource creation and a watch
-that timestamps the moment each resource turns Ready.
+"""The benchmark's Kubernetes side: its own control plane (and a restart of its API server for
+the soak), CRDs, resource creation and a watch that timestamps when each resource turns Ready.
 
 Resources are created with the Python client (no kubectl start-up in the measured time) and
 readiness comes from one watch stream per namespace and kind, so a measurement ends at the
@@ -8,21 +8,26 @@ watch event that carries the condition, not at a poll.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from bench.settings import DATA, REPO
-from bridge.tools import controlplane
+from bridge.tools import controlplane, processes
 
 GROUP, VERSION = "bench.ansible-bridge.io", "v1alpha1"
-PLURALS = {"Trivial": "trivials", "Realistic": "realistics"}
+PLURALS = {"Trivial": "trivials", "Realistic": "realistics", "Soak": "soaks"}
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -77,6 +82,54 @@ class Cluster:
         self.api.close()
         controlplane.stop(self.plane.dir)
 
+    def restart_apiserver(self, outage: float, ready_timeout: float = 120.0) -> tuple[float, float]:
+        """Kill kube-apiserver (SIGKILL: a crash, so that the outage starts at once; SIGTERM
+        starts a graceful shutdown that keeps serving for seconds), keep it down ``outage``
+        seconds from the signal, start it again with the same command line and log; seconds it
+        took to exit, and seconds from the signal until its ``/readyz`` answered again. etcd
+        stays up.
+
+        NB: call it from the main thread: the new process dies with the thread that started it
+        (PR_SET_PDEATHSIG, as :func:`bridge.tools.controlplane.start` ties it to this process)."""
+        old = self.plane.apiserver_pid
+        cmd = processes.cmdline(old)
+        if cmd is None:
+            raise RuntimeError(f"kube-apiserver (PID {old}) is not running")
+        began = time.monotonic()
+
+        def alive() -> bool:
+            processes.reap(old)
+            return processes.pid_alive(old, str(self.plane.dir))
+
+        processes.terminate(old, alive, sig=signal.SIGKILL, grace=10.0)
+        stopped = time.monotonic() - began
+        time.sleep(max(0.0, began + outage - time.monotonic()))
+        proc = processes.spawn(
+            cmd,
+            self.plane.dir / "kube-apiserver.log",
+            append=True,
+            preexec=processes.set_pdeathsig,
+        )
+        self.plane = dataclasses.replace(self.plane, apiserver_pid=proc.pid)
+        state_file = self.plane.dir / "state.json"  # what controlplane.stop() reads
+        state = json.loads(state_file.read_text())
+        state["apiserver_pid"] = proc.pid
+        state_file.write_text(json.dumps(state))
+        context = controlplane.ssl_context(self.plane.dir)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"kube-apiserver exited with {proc.returncode} on restart")
+            try:
+                url = f"{self.plane.server}/readyz"
+                with urllib.request.urlopen(url, context=context, timeout=2) as answer:
+                    if answer.status == 200:
+                        return stopped, time.monotonic() - began
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"kube-apiserver not ready {ready_timeout:.0f}s after its restart")
+
     def kubectl(self, *args: str) -> str:
         proc = subprocess.run(
             [str(self.plane.kubectl), *args],
@@ -91,8 +144,8 @@ class Cluster:
         return proc.stdout
 
     def install_crds(self, watches: Path, workdir: Path, env: Mapping[str, str]) -> None:
-        """CRDs generated from the bench's watches file by ``ansible-bridge crd``."""
-        out = workdir / "crds"
+        """CRDs generated from a watches file of the bench by ``ansible-bridge crd``."""
+        out = workdir / f"crds-{watches.stem}"
         subprocess.run(
             [sys.executable, "-m", "bridge", "crd", "--watches", str(watches), "--out", str(out)],
             check=True,
@@ -102,14 +155,15 @@ class Cluster:
         )
         self.kubectl("apply", "-f", str(out))
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-        self._wait_storage()
+        kinds = [str(entry["kind"]) for entry in load_yaml(watches)]
+        self._wait_storage([PLURALS[kind] for kind in kinds])
 
-    def _wait_storage(self, timeout: float = 60.0) -> None:
+    def _wait_storage(self, plurals: Iterable[str], timeout: float = 60.0) -> None:
         """Wait until every kind lists without error, twice in a row: a CRD just established
         may still answer 429 "storage is (re)initializing", and a watch opened then can stay
         silent until its server timeout (seen with the operators started right after)."""
         deadline = time.monotonic() + timeout
-        for plural in PLURALS.values():
+        for plural in plurals:
             good = 0
             while good < 2:
                 try:
