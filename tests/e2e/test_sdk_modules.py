@@ -27,7 +27,7 @@ from tests.e2e.conftest import DATA, GROUP, VERSION
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-COLLECTIONS = REPO / "bridge"
+COLLECTIONS = REPO / "bridge" / "ansible"
 SDK = DATA / "sdk"
 BIN = Path(sys.executable).parent
 API_VERSION = f"{GROUP}/{VERSION}"
