@@ -70,6 +70,8 @@ demo-stop: $(STAMP)
 # ansible-playbook and the Operator SDK operator (built once with Go into
 # ~/.cache/ansible-bridge/bench/). Prints the tables and writes bench/results/latest.md.
 # Knobs: BENCH_REPS, BENCH_THROUGHPUT, BENCH_SCALE, BENCH_IDLE_SECONDS, BENCH_SCENARIOS.
+# BENCH_SCENARIOS=soak runs the soak instead (~12 min, writes bench/results/soak.md; knobs
+# BENCH_SOAK_RESOURCES, _PERIOD, _SECONDS, _OUTAGE, _SETTLE).
 bench: $(STAMP) controlplane
 	$(BIN)/python -m bench
 
