@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from bridge.config.watches import load_watches
+from bridge.config.yamlfile import StrictLoader, read_yaml
 from bridge.model.errors import BridgeError, WatchesError
 from bridge.model.watch import Watch
 from bridge.tools import crdgen
@@ -51,6 +52,10 @@ _WATCHES_HEADER = """\
 
 class ScaffoldError(BridgeError):
     """``new`` cannot go on: something it would write exists, or its input is wrong."""
+
+
+def _scaffold_error(message: str, *, path: str) -> ScaffoldError:
+    return ScaffoldError(f"{path}: {message}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +244,9 @@ def new(
         entry["plural"] = plural
 
     existing_text = watches.read_text(encoding="utf-8") if watches.is_file() else ""
-    existing = yaml.safe_load(existing_text) if existing_text.strip() else None
+    existing = (
+        read_yaml(watches, _scaffold_error, loader=StrictLoader) if existing_text.strip() else None
+    )
     if existing is not None and not isinstance(existing, list):
         raise ScaffoldError(f"{watches}: expected a list of watches entries")
     entries = list(existing or [])

@@ -250,6 +250,19 @@ def test_new_refuses_when_only_a_file_exists(project: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "says"),
+    [("- {group: a.io\n", "line 2"), ("- {a: 1, a: 2}\n", "duplicate key 'a'")],
+)
+def test_a_broken_watches_file_is_named_and_left_alone(project: Path, text: str, says: str) -> None:
+    (project / "watches.yaml").write_text(text)
+    with pytest.raises(ScaffoldError, match=r"watches\.yaml: ") as info:
+        run_new(role="roles/service_config")
+    assert says in str(info.value)
+    assert (project / "watches.yaml").read_text() == text
+    assert not (project / "crds").exists()
+
+
+@pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"role": "nope"}, "key 'role': role 'nope' not found"),
