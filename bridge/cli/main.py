@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from bridge import __version__
 from bridge.app.routes import CLUSTER_SCOPED
 from bridge.cli import commands
-from bridge.cli.assembly import operator_settings as _operator_settings  # noqa: F401
 from bridge.cli.defaults import default_of, duration, size
 from bridge.cli.logs import DEFAULT_URL
 from bridge.config.settings import (
+    JOB_TRANSPORTS,
+    LOG_LEVELS,
     HttpSettings,
     JobSettings,
     LeaderElectionSettings,
@@ -27,9 +28,6 @@ from bridge.config.settings import (
 )
 from bridge.model.errors import BridgeError, ControlPlaneError
 from bridge.model.watch import EXECUTOR_NAMES
-
-# NB: ``_operator_settings`` above is read by tests/unit/config/test_sdk.py; it goes once that
-# test imports bridge.cli.assembly.operator_settings.
 
 #: The file and folders the project commands (run, dev, crd, new) work with by default.
 WATCHES_FILE = "watches.yaml"
@@ -118,7 +116,8 @@ def _operator_options(parser: argparse.ArgumentParser, *, http_port: int) -> Non
         "--ansible-verbosity",
         type=int,
         metavar="N",
-        help="-v count (0-7) of runs whose kind or resource does not set one (default: 0)",
+        help="-v count (0-7) of runs whose kind or resource does not set one (default: "
+        f"{default_of(RunnerSettings, 'ansible_verbosity')})",
     )
     parser.add_argument(
         "--artifacts-dir",
@@ -154,7 +153,7 @@ def _operator_options(parser: argparse.ArgumentParser, *, http_port: int) -> Non
     parser.add_argument(
         "--job-transport",
         default=default_of(JobSettings, "transport"),
-        choices=["pod", "process"],
+        choices=JOB_TRANSPORTS,
         help="watches with 'executor: job': pod (the Job's pod runs the worker) or process "
         "(a local ansible-runner worker stands in for the pod; tests and development)",
     )
@@ -167,7 +166,7 @@ def _operator_options(parser: argparse.ArgumentParser, *, http_port: int) -> Non
     parser.add_argument(
         "--log-level",
         default=default_of(OperatorSettings, "log_level").lower(),
-        choices=["debug", "info", "warning", "error"],
+        choices=[level.lower() for level in LOG_LEVELS],
     )
     parser.add_argument(
         "--log-format",
