@@ -17,6 +17,7 @@ import pytest
 from bridge.executors import lifeline
 from tests.e2e.conftest import Bridge, Operator, ansible_processes, wait_for
 from tests.e2e.test_observability import get
+from tests.processes import sleeping
 
 pytestmark = pytest.mark.e2e
 
@@ -52,22 +53,6 @@ def _playbook(bridge: Bridge, tag: str) -> Path:
     return path
 
 
-def _sleeps(tag: str) -> list[int]:
-    """Live ``sleep <tag>`` processes."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if cmdline == f"sleep\0{tag}\0".encode() and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 def _tied_to(token: str) -> list[str]:
     """Processes started for the operator of ``token``: run supervisors (its token in their
     command line), the warm server and its module zygote (its token in their environment)."""
@@ -89,7 +74,7 @@ def _tied_to(token: str) -> list[str]:
 
 
 def _kill(tag: str) -> None:
-    for pid in _sleeps(tag):
+    for pid in sleeping(tag):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -110,11 +95,11 @@ def test_sigkill_of_the_operator_ends_every_process_of_its_run(bridge: Bridge) -
     operator = bridge.start([{"kind": "Probe", "playbook": str(_playbook(bridge, tag))}])
     try:
         bridge.create("p", {"message": "m"})
-        wait_for("the run to hold", lambda: ansible_processes(bridge) and _sleeps(tag))
+        wait_for("the run to hold", lambda: ansible_processes(bridge) and sleeping(tag))
 
         token = _sigkill(operator)
         wait_for("no process of the run", lambda: not ansible_processes(bridge), timeout=BOUND)
-        wait_for("the detached process to go", lambda: not _sleeps(tag), timeout=BOUND)
+        wait_for("the detached process to go", lambda: not sleeping(tag), timeout=BOUND)
         # Nor the warm server, its module zygote or a run supervisor.
         wait_for("nothing of the operator", lambda: not _tied_to(token), timeout=BOUND)
     finally:
@@ -128,10 +113,10 @@ def test_a_detached_process_without_the_run_environment_ends_with_the_timeout(
     bridge.start([{"kind": "Probe", "playbook": str(_playbook(bridge, tag)), "timeout": "8s"}])
     try:
         bridge.create("slow", {"message": "m"})
-        wait_for("the detached process", lambda: _sleeps(tag))
+        wait_for("the detached process", lambda: sleeping(tag))
         obj = bridge.wait_ready("slow", status="False")
         assert obj["status"]["lastRun"]["result"] == "timeout"
-        wait_for("the detached process to go", lambda: not _sleeps(tag), timeout=BOUND)
+        wait_for("the detached process to go", lambda: not sleeping(tag), timeout=BOUND)
         assert ansible_processes(bridge) == []
     finally:
         _kill(tag)
@@ -152,7 +137,7 @@ def test_secrets_of_an_interrupted_run_are_not_left_on_disk_nor_served(bridge: B
     artifacts = bridge.workdir / "artifacts"
     try:
         bridge.create("p", {"messageFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}})
-        wait_for("the run to hold", lambda: _sleeps(tag))
+        wait_for("the run to hold", lambda: sleeping(tag))
         wait_for(
             "the value in the run's output",
             lambda: any(

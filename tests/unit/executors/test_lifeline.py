@@ -13,28 +13,13 @@ from pathlib import Path
 from bridge.ansible import proctree
 from bridge.executors import lifeline
 from bridge.model.process import MARKER
-
-
-def _with(arg: str) -> list[int]:
-    """Live ``sleep <arg>`` processes."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if cmdline == f"sleep\0{arg}\0".encode() and state != "Z":
-            found.append(int(entry.name))
-    return found
+from tests.processes import sleeping
 
 
 def _gone(needle: str, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _with(needle):
+        if not sleeping(needle):
             return True
         time.sleep(0.05)
     return False
@@ -45,7 +30,7 @@ def _sleep_arg() -> str:
 
 
 def _kill_all(needle: str) -> None:
-    for pid in _with(needle):
+    for pid in sleeping(needle):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -68,9 +53,9 @@ def test_a_run_dies_with_its_operator_even_detached_and_without_its_environment(
     proc = subprocess.Popen([sys.executable, "-c", operator])
     try:
         deadline = time.monotonic() + 10
-        while not (_with(escaped) and _with(held)) and time.monotonic() < deadline:
+        while not (sleeping(escaped) and sleeping(held)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _with(escaped) and _with(held), "the run did not start"
+        assert sleeping(escaped) and sleeping(held), "the run did not start"
         proc.kill()
         proc.wait()
         assert _gone(escaped, timeout=5), "the detached process outlived the operator"
@@ -116,7 +101,7 @@ def test_sigterm_to_the_supervisor_kills_the_run_now() -> None:
     proc = subprocess.Popen(lifeline.wrap(["sh", "-c", f"setsid env -i sleep {held}; :"]))
     try:
         deadline = time.monotonic() + 10
-        while not _with(held) and time.monotonic() < deadline:
+        while not sleeping(held) and time.monotonic() < deadline:
             time.sleep(0.05)
         proc.terminate()
         assert proc.wait(timeout=10) == 137
@@ -133,7 +118,7 @@ def test_sigint_leaves_the_supervisor_to_clean_up_after_the_command() -> None:
     )
     try:
         deadline = time.monotonic() + 10
-        while not _with(escaped) and time.monotonic() < deadline:
+        while not sleeping(escaped) and time.monotonic() < deadline:
             time.sleep(0.05)
         # As proctree.stop does: SIGINT to the run's processes, the supervisor among them.
         for pid in [proc.pid, *lifeline.children(proc.pid)]:
@@ -154,9 +139,9 @@ def test_proctree_stops_what_dropped_the_run_marker_below_a_marked_process() -> 
     )
     try:
         deadline = time.monotonic() + 10
-        while not _with(escaped) and time.monotonic() < deadline:
+        while not sleeping(escaped) and time.monotonic() < deadline:
             time.sleep(0.05)
-        (pid,) = _with(escaped)
+        (pid,) = sleeping(escaped)
         assert pid not in proctree.marked(run_id)
         assert pid in proctree.members(run_id)
         proctree.stop(run_id, grace=5)

@@ -8,7 +8,6 @@ the run); an ended run's in the background. Checked against the fake API server
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +15,7 @@ import pytest
 
 from bridge.kube.client import Jobs, api_client
 from bridge.model.errors import PermanentError
-from tests.unit.kube.fakeapi import FakeApi, fake_api
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApi]:
-    with fake_api() as server:
-        yield server
-
-
-@pytest.fixture
-def jobs(api: FakeApi, tmp_path: Path) -> Iterator[Jobs]:
-    client = Jobs(api_client(api.kubeconfig(tmp_path)))
-    try:
-        yield client
-    finally:
-        client.close()
+from tests.unit.kube.fakeapi import FakeApi
 
 
 def policy_of(query: dict[str, str], body: Any) -> str | None:

@@ -13,7 +13,7 @@ import concurrent.futures
 import io
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,21 +28,6 @@ from tests.unit.kube.fakeapi import CLOSE, STDIN, TOKEN, V4, V5, FakeApi, LogScr
 
 T = TypeVar("T")
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApi]:
-    with fake_api() as server:
-        yield server
-
-
-@pytest.fixture
-def jobs(api: FakeApi, tmp_path: Path) -> Iterator[Jobs]:
-    client = Jobs(api_client(api.kubeconfig(tmp_path)))
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 def started(fn: Callable[[], T]) -> concurrent.futures.Future[T]:
