@@ -1,2 +1,1 @@
-"""What the bridge knows of Ansible (not of Kubernetes): variables, job events, redaction,
-artifacts."""
+"""Ansible, not Kubernetes: extra vars, job events -> results, redaction, artifacts, processes."""

@@ -1,2 +1,1 @@
-"""Configuration read at start-up: watches.yaml, settings, argument specs, credentials (no
-network)."""
+"""Start-up configuration, no network: watches.yaml, settings, argument specs, credentials."""

@@ -1,9 +1,8 @@
 """kopf registration, one event handler per watches entry: thin, it only hands bodies over.
 
 Watching, reconnecting, and posting Events are kopf's; deciding and running are the
-:class:`~bridge.controller.reconcile.Controller`'s. The handlers are low-level event handlers, so
-kopf keeps
-no state of its own on our objects (no annotations, no finalizer of its own).
+:class:`~bridge.controller.reconcile.Controller`'s. The handlers are low-level event handlers,
+so kopf keeps no state of its own on our objects (no annotations, no finalizer of its own).
 
 NB: :func:`guard_decoding` replaces how kopf decodes what the API server sends (watch lines and
 listings) with :func:`bridge.controller.bounds.loads`, so that no object, however deep or large

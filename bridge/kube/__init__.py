@@ -1,2 +1,1 @@
-"""What the bridge knows of Kubernetes (not of Ansible): client, API paths, proxy, dependents,
-leases."""
+"""Kubernetes, not Ansible: the API client, API paths, the runs' proxy, dependents, leases."""

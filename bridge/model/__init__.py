@@ -1,2 +1,1 @@
-"""Immutable records and value helpers shared by every layer; imports nothing of the bridge above
-it."""
+"""Immutable records and value helpers every layer shares; imports nothing of the bridge."""

@@ -1,2 +1,1 @@
-"""Developer tools, never imported by the running operator: CRDs, manifests, scaffold, demo,
-control plane, and the operator started as a process (tests, demo, bench)."""
+"""Developer tools the running operator never imports: CRDs, manifests, scaffold, demo, cluster."""
