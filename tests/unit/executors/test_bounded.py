@@ -54,7 +54,9 @@ def feed(filt: Any, stream: str, size: int) -> None:
     filt.close()
 
 
-def run(stream: str, size: int, cls: Any = BoundedOutputEventFilter) -> tuple[list[dict[str, Any]], str]:
+def run(
+    stream: str, size: int, cls: Any = BoundedOutputEventFilter
+) -> tuple[list[dict[str, Any]], str]:
     events: list[dict[str, Any]] = []
     out = io.StringIO()
     out.close = lambda: None  # type: ignore[method-assign]
