@@ -164,7 +164,7 @@ def test_local_executor_passes_cmdline_only_to_a_check_run(
 
     class Done_:
         status, rc = "successful", 0
-        config = types.SimpleNamespace(command=["ansible-playbook"])
+        config = types.SimpleNamespace(command=["ansible-playbook"], env={})
 
         def run(self) -> None:
             pass
