@@ -246,7 +246,8 @@ def test_failover_the_standby_reruns_each_interrupted_run_exactly_once(
     last = lease(api_client, bridge.namespace).spec  # nobody renews it any more
     for name in names:
         (bridge.records / f"{bridge.namespace}.{name}.release").touch()
-    assert run_processes(leader) == []
+    # Killed with the pod: gone as soon as the kernel has finished their exit.
+    wait_for("the dead leader's run processes to go", lambda: not run_processes(leader), 10)
 
     wait_for("the standby to lead", lambda: leads(standby), timeout=120, interval=0.05)
     took_over = time.monotonic()
