@@ -163,6 +163,12 @@ def kill_like_a_pod(operator: Operator) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     operator.stop(signal.SIGKILL)  # reaps it
+    # A container's end kills all of its processes, also one that the walk above missed
+    # because it was moved to another parent while the walk went on (orphans go to their
+    # nearest subreaper): the run's processes, found by their marker or command line.
+    for entry in run_processes(operator):
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(entry.split(":", 1)[0]), signal.SIGKILL)
 
 
 def lease(api_client: Any, namespace: str) -> Any:
