@@ -10,7 +10,6 @@ object without ``properties`` takes any key when it preserves unknown fields.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from bridge.controller.status import (
     suspended_patch,
 )
 from bridge.model.records import ChangedTask, FailedTask, HostStats, RunResult
+from tests.unit.helpers import merge
 
 T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 
@@ -76,19 +76,6 @@ def undeclared(value: Any, schema: Mapping[str, Any], path: str = "status") -> l
         for index, item in enumerate(value):
             found += undeclared(item, items or {}, f"{path}[{index}]")
     return found
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386: what the API server makes of a merge patch."""
-    if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, Mapping) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
 
 
 def succeeded(run_id: str) -> RunResult:
