@@ -15,25 +15,14 @@ from bridge.executors.router import BACKENDS, ExecutorRouter, build_executor
 from bridge.executors.warm.executor import WarmExecutor
 from bridge.model.records import ResourceRef, RunResult, RunSpec
 from bridge.model.watch import EXECUTOR_NAMES
-from tests.unit.helpers import make_watch
+from tests.unit.helpers import make_watch, spec_for
 
 RESOURCE = ResourceRef("test.io/v1", "Probe", "team-a", "p1", "uid-1")
 WATCH_KEY = "Probe.test.io/v1"
 
 
 def spec_of(tmp: Path, run_id: str, **kw: Any) -> RunSpec:
-    values: dict[str, Any] = {
-        "run_id": run_id,
-        "resource": RESOURCE,
-        "generation": 3,
-        "trigger": "update",
-        "playbook": tmp / "pb.yml",
-        "extravars": {},
-        "inventory": None,
-        "artifact_dir": tmp / "artifacts",
-    }
-    values.update(kw)
-    return RunSpec(**values)
+    return spec_for(tmp, run_id=run_id, **{"resource": RESOURCE, **kw})
 
 
 class Recorder:
